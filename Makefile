@@ -1,0 +1,31 @@
+# `make run`: the offline default; `make test`: the test suite. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench ui clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch and torchvision pinned to the builds on this machine's disk (pip finds them there).
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/workbench run quickstart
+	@echo "Review it in the MLflow UI:  $(VENV)/bin/workbench ui   (http://127.0.0.1:5000)"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/averaging.py
+
+ui: $(STAMP)
+	$(VENV)/bin/workbench ui
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Dataset loaders, registered by name in :data:`workbench.registry.DATASETS`."""

@@ -1,0 +1,242 @@
+"""The training loop: executes a plan of averaging windows over a backbone run.
+
+Per epoch: set the LR per iteration from the schedule, train, take samples
+(after the epoch's last step, or every ``cycle`` iterations), evaluate the
+backbone, evaluate the window's average (BN recalibrated), and at the end of a
+window that restarts: weights <- average (with its recomputed BN statistics),
+optimizer state reset, schedule continues.
+
+Losses and accuracies are accumulated on the device and read once per epoch
+(no ``.item()`` per step).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from workbench.engine.averaging import WeightAverage
+from workbench.engine.bn import recalibrate_bn
+from workbench.engine.events import Event
+from workbench.engine.plan import Plan, Window, build_plan
+from workbench.engine.schedules import RunShape, build_schedule
+
+
+def make_optimizer(spec, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if spec.name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                               nesterov=spec.nesterov and spec.momentum > 0)
+    if spec.name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(task, model: nn.Module, split: str, autocast=contextlib.nullcontext) -> tuple[float, float]:
+    """(mean loss, accuracy in %) of ``model`` on a split; one host read at the end."""
+    was = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=task.device)
+    correct = torch.zeros((), dtype=torch.int64, device=task.device)
+    count = 0
+    for batch in task.eval_batches(split):
+        with autocast():
+            loss, c, n = task.loss(model, batch)
+        loss_sum += loss.double() * n
+        correct += c
+        count += n
+    model.train(was)
+    loss_v, correct_v = loss_sum.item(), correct.item()  # the one host sync
+    return loss_v / max(count, 1), 100.0 * correct_v / max(count, 1)
+
+
+@dataclass
+class History:
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Runs one spec on one task. ``emit`` receives an Event per epoch."""
+
+    def __init__(self, spec, task, model: nn.Module, emit: Callable[[Event], None] = lambda e: None,
+                 run_id: Optional[str] = None):
+        self.spec = spec
+        self.task = task
+        self.model = model
+        self.emit = emit
+        self.run_id = run_id
+        self.epochs = spec.budget.epochs
+        self.ipe = task.iters_per_epoch
+        self.plan: Plan = build_plan(spec.averaging, self.epochs)
+        self.shape = RunShape(self.epochs, self.ipe, self.plan.averaging_start)
+        self.lr_at = build_schedule(spec.schedule, self.shape)
+        self.opt = make_optimizer(spec.optimizer, model, self.lr_at(0))
+        self.avg: Optional[WeightAverage] = None
+        self.avg_model: Optional[nn.Module] = None
+        if self.plan.averages:
+            self.avg = WeightAverage(model, spec.averaging.buffers)
+            # A second module to evaluate the average in; built once from the backbone.
+            self.avg_model = copy.deepcopy(model)
+        self._prepared: Optional[tuple[int, int]] = None  # (window, n) whose average is in avg_model
+        self.window_index = -1
+        self.history = History()
+        dev = task.device
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec.precision)
+        self.autocast = (lambda: torch.autocast(dev.type, dtype=dtype)) if dtype else contextlib.nullcontext
+        self.scaler = torch.amp.GradScaler(dev.type) if spec.precision == "fp16" else None
+
+    # -- one epoch of training ----------------------------------------------------
+    def _train_epoch(self, epoch: int, window: Optional[Window]) -> dict[str, float]:
+        model, opt, task = self.model, self.opt, self.task
+        model.train()
+        dev = task.device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        count = 0
+        new_samples = 0
+        it = epoch * self.ipe
+        lr = None
+        ema = self.plan.ema
+        for batch in task.train_batches(epoch):
+            lr_now = self.lr_at(it)
+            if lr_now != lr:
+                lr = lr_now
+                for g in opt.param_groups:
+                    g["lr"] = lr
+            with self.autocast():
+                loss, c, n = task.loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            loss_sum += loss.detach().double() * n
+            correct += c
+            count += n
+            it += 1
+            if window is not None and self.plan.cycle and (it - window.start * self.ipe) % self.plan.cycle == 0:
+                self.avg.add()
+                new_samples += 1
+            if ema is not None and epoch >= ema.start and (it - ema.start * self.ipe) % ema.every == 0:
+                self.avg.add_ema(ema.decay)
+                new_samples += 1
+        if window is not None and not self.plan.cycle:
+            self.avg.add()  # one sample per epoch: the weights after the epoch's last step
+            new_samples += 1
+        out = {
+            "lr": float(lr if lr is not None else self.lr_at(epoch * self.ipe)),
+            "backbone/train_loss": loss_sum.item() / max(count, 1),  # host sync, once per epoch
+            "backbone/train_acc": 100.0 * correct.item() / max(count, 1),
+        }
+        if window is not None or (ema is not None and epoch >= ema.start):
+            out["average/new_samples"] = float(new_samples)
+        return out
+
+    # -- the average ----------------------------------------------------------------
+    def prepare_average(self) -> nn.Module:
+        """Load the current average into ``avg_model`` and recompute its BN statistics.
+
+        Cached: evaluating and then restarting from the same average pays the BN
+        pass once. The pass runs under a forked RNG, so dropout inside it does
+        not shift the backbone's random stream.
+        """
+        key = (self.window_index, self.avg.n)
+        if self._prepared == key:
+            return self.avg_model
+        self.avg.write_to(self.avg_model, self.model)
+        if self.avg.policy == "recompute":
+            a = self.spec.averaging
+            devices = [self.task.device] if self.task.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), self.autocast():
+                recalibrate_bn(self.avg_model, self.task.bn_batches(), self.task.forward, a.bn_estimator, a.bn_batches)
+        self._prepared = key
+        return self.avg_model
+
+    def restart(self) -> None:
+        """Backbone <- the window's average (with its recomputed BN buffers);
+        optimizer state reset (SGD momentum buffers to zero), as the reference."""
+        avg_model = self.prepare_average()
+        with torch.no_grad():
+            src = list(avg_model.state_dict().values())
+            dst = list(self.model.state_dict().values())
+            for d, s in zip(dst, src):
+                d.copy_(s)
+        if self.spec.averaging.restart_optimizer == "reset":
+            self.opt.state.clear()
+
+    # -- evaluation -----------------------------------------------------------------
+    def _eval(self, model: nn.Module, prefix: str, out: dict[str, float]) -> None:
+        for split in self.task.eval_splits:
+            loss, acc = evaluate(self.task, model, split, self.autocast)
+            out[f"{prefix}/{split}_loss"] = loss
+            out[f"{prefix}/{split}_acc"] = acc
+
+    def _average_eval_due(self, epoch: int, window: Optional[Window]) -> bool:
+        every = self.spec.averaging.eval_every
+        last = epoch == self.epochs - 1
+        if window is not None:
+            pos = epoch - window.start + 1
+            return last or epoch == window.end - 1 or bool(every and pos % every == 0)
+        ema = self.plan.ema
+        if ema is not None and epoch >= ema.start and self.avg.n:
+            return last or bool(every and (epoch - ema.start + 1) % every == 0)
+        return False
+
+    # -- the run ----------------------------------------------------------------------
+    def fit(self) -> History:
+        t_start = time.perf_counter()
+        for epoch in range(self.epochs):
+            t0 = time.perf_counter()
+            window = self.plan.window_at(epoch)
+            if window is not None and window.index != self.window_index:
+                self.window_index = window.index
+                self.avg.reset()
+            metrics = self._train_epoch(epoch, window)
+            last = epoch == self.epochs - 1
+            if last or (epoch + 1) % self.spec.budget.eval_every == 0:
+                self._eval(self.model, "backbone", metrics)
+            if window is not None:
+                metrics["window"] = float(window.index + 1)
+            if self.avg is not None and (window is not None or self.plan.ema is not None) and self.avg.n:
+                metrics["average/n_samples"] = float(self.avg.n)
+            if self._average_eval_due(epoch, window):
+                self._eval(self.prepare_average(), "average", metrics)
+            if window is not None and window.restart and epoch == window.end - 1:
+                self.restart()
+            metrics["time/epoch_s"] = time.perf_counter() - t0
+            self.history.epochs.append({"epoch": epoch + 1, **metrics})
+            elapsed = time.perf_counter() - t_start
+            self.emit(Event("epoch", self.run_id, epoch + 1, {
+                "metrics": metrics, "epochs": self.epochs, "elapsed_s": elapsed,
+                "eta_s": elapsed / (epoch + 1) * (self.epochs - epoch - 1),
+            }))
+        self.history.final = self._final()
+        return self.history
+
+    def _final(self) -> dict[str, float]:
+        last = self.history.epochs[-1]
+        final = {}
+        for split in self.task.eval_splits:
+            for what in ("acc", "loss"):
+                for who in ("backbone", "average"):
+                    key = f"{who}/{split}_{what}"
+                    if key in last:
+                        final[f"final/{who}_{split}_{what}"] = last[key]
+        final["time/total_s"] = sum(e["time/epoch_s"] for e in self.history.epochs)
+        return final
+
+    def average_state_dict(self) -> Optional[dict[str, torch.Tensor]]:
+        """The output average as a full state dict (BN statistics recomputed)."""
+        if self.avg is None or self.avg.n == 0:
+            return None
+        return {k: v.detach().clone() for k, v in self.prepare_average().state_dict().items()}

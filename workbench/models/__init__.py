@@ -1,0 +1,1 @@
+"""Model factories, registered by name in :data:`workbench.registry.MODELS`."""

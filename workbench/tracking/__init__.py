@@ -1,0 +1,1 @@
+"""Tracking: MLflow runs (one store, batched logging) and queries over them."""
