@@ -97,6 +97,7 @@ BUILTIN_MODULES = (
     "workbench.engine.schedules",
     "workbench.engine.plan",
     "workbench.data.image",
+    "workbench.data.imagenet",
     "workbench.data.graph",
     "workbench.models.cnn",
     "workbench.models.vgg",

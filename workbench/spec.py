@@ -29,7 +29,10 @@ class _Section(BaseModel):
 
 def _registered(kind: registry.Registry, value: str) -> str:
     registry.load_builtins()
-    kind.get(value)  # raises RegistryError listing the choices
+    try:
+        kind.get(value)
+    except registry.RegistryError as err:  # a ValueError, so pydantic names the field
+        raise ValueError(str(err)) from None
     return value
 
 
@@ -148,9 +151,15 @@ class RunSpec(_Section):
     description: str = Field("", description="One line describing the run")
     seed: int = Field(0, ge=0, description="Random seed (weights, shuffling, augmentation)")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="Autocast precision for forward passes (averages always accumulate in fp32)"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="Autocast precision of forward passes (auto: bf16 on CUDA, fp32 on CPU); "
+        "weights stay fp32 and averages always accumulate in fp32",
     )
+    memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
+        "auto", description="Image tensor layout (auto: channels_last on CUDA)"
+    )
+    compile: bool = Field(False, description="torch.compile the backbone's training forward")
     threads: Union[Literal["auto"], int] = Field(
         "auto", description="CPU threads for torch (auto: cores / runs sharing them)"
     )
@@ -205,7 +214,8 @@ def format_validation_error(err: ValidationError) -> str:
     if e["type"] == "extra_forbidden":
         msg = "unknown field"
     more = len(err.errors()) - 1
-    return f"{loc}: {msg}" + (f" (and {more} more)" if more else "")
+    head = msg if not e["loc"] else f"{loc}: {msg}"  # model-level checks name their field themselves
+    return head + (f" (and {more} more)" if more else "")
 
 
 def validate(data: dict[str, Any]) -> RunSpec:

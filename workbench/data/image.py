@@ -104,21 +104,33 @@ def synthetic(
     channels: int = 3,
     size: int = 16,
     noise: float = 1.0,
+    uint8: bool = False,
     data_seed: int = 0,
     split_seed: int = 0,
 ) -> ImageData:
+    """Class prototypes plus Gaussian noise. ``uint8=True`` quantises the images to
+    0..255 (value = 128 + 32 x, clipped) and gives them CIFAR's treatment: scale 255,
+    per-channel normalisation and the pad-4 crop + flip augmentation, so a smoke run
+    takes exactly the device-resident uint8 path that CIFAR takes, without the files."""
     g = torch.Generator().manual_seed(data_seed)
     protos = torch.randn(num_classes, channels, size, size, generator=g)
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.randint(num_classes, (n,), generator=g)
         x = protos[y] + noise * torch.randn(n, channels, size, size, generator=g)
+        if uint8:
+            x = (128.0 + 32.0 * x).round_().clamp_(0, 255).to(torch.uint8)
         return x, y
 
     xtr, ytr = draw(n_train)
     xte, yte = draw(n_test)
     info = DataInfo("image", num_classes, (channels, size, size))
-    return finish(ImageData(info, xtr, ytr, xte, yte, (0.0,) * channels, (1.0,) * channels), spec, split_seed)
+    if uint8:
+        mean, std = _channel_stats(xtr.float() / 255.0)
+        data = ImageData(info, xtr, ytr, xte, yte, mean, std, scale=255.0, augment="crop_flip")
+    else:
+        data = ImageData(info, xtr, ytr, xte, yte, (0.0,) * channels, (1.0,) * channels)
+    return finish(data, spec, split_seed)
 
 
 # ----------------------------------------------------------------------------- CIFAR

@@ -66,7 +66,7 @@ class Trainer:
     """Runs one spec on one task. ``emit`` receives an Event per epoch."""
 
     def __init__(self, spec, task, model: nn.Module, emit: Callable[[Event], None] = lambda e: None,
-                 run_id: Optional[str] = None):
+                 run_id: Optional[str] = None, precision: Optional[str] = None):
         self.spec = spec
         self.task = task
         self.model = model
@@ -88,9 +88,13 @@ class Trainer:
         self.window_index = -1
         self.history = History()
         dev = task.device
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec.precision)
+        precision = precision or ("fp32" if spec.precision == "auto" else spec.precision)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.autocast = (lambda: torch.autocast(dev.type, dtype=dtype)) if dtype else contextlib.nullcontext
-        self.scaler = torch.amp.GradScaler(dev.type) if spec.precision == "fp16" else None
+        self.scaler = torch.amp.GradScaler(dev.type) if precision == "fp16" else None
+        # The compiled wrapper trains; averages, BN recalibration and evaluation use the
+        # eager module (same parameters), so nothing recompiles for them.
+        self.train_model = torch.compile(model) if spec.compile else model
 
     # -- one epoch of training ----------------------------------------------------
     def _train_epoch(self, epoch: int, window: Optional[Window]) -> dict[str, float]:
@@ -111,7 +115,7 @@ class Trainer:
                 for g in opt.param_groups:
                     g["lr"] = lr
             with self.autocast():
-                loss, c, n = task.loss(model, batch)
+                loss, c, n = task.loss(self.train_model, batch)
             opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()

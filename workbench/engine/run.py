@@ -60,6 +60,15 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 autocast on CUDA (fp32 master weights), fp32 on CPU."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise SpecError("precision: fp16 needs a CUDA device (use bf16 on CPU)")
+    return precision
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -132,14 +141,17 @@ def run(
     threads, why = resolve_threads(spec.threads)
     torch.set_num_threads(threads)
     device = resolve_device(spec.device)
-    if spec.precision == "fp16" and device.type != "cuda":
-        raise SpecError("precision: fp16 needs a CUDA device (use bf16 on CPU)")
+    precision = resolve_precision(spec.precision, device)
+    channels_last = spec.memory_format == "channels_last" or (spec.memory_format == "auto" and device.type == "cuda")
     if spec.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     seed_everything(spec.seed)
     task, model = build_task(spec, device)
+    if channels_last and hasattr(task, "channels_last"):
+        task.channels_last = True
+        model = model.to(memory_format=torch.channels_last)
 
     emit = Emitter(sinks)
     tracker = None
@@ -149,8 +161,9 @@ def run(
 
         tracker = MlflowTracker(spec.tracking)
         run_id = tracker.start(spec, run_tags(spec, str(device), threads), parent_run_id)
-        tracker.log_params({"threads.resolved": threads, "threads.reason": why, "device.resolved": str(device),
-                            "iters_per_epoch": task.iters_per_epoch})
+        tracker.log_params({"resolved.threads": threads, "resolved.threads_reason": why,
+                            "resolved.device": str(device), "resolved.precision": precision,
+                            "resolved.channels_last": channels_last, "iters_per_epoch": task.iters_per_epoch})
 
     def send(event: Event) -> None:
         # Tracking is not a display: a failure to log fails the run.
@@ -160,7 +173,7 @@ def run(
 
     from workbench.engine.loop import Trainer
 
-    trainer = Trainer(spec, task, model, send, run_id)
+    trainer = Trainer(spec, task, model, send, run_id, precision=precision)
     send(Event("start", run_id, 0, {
         "spec": spec.model_dump(mode="json"), "epochs": spec.budget.epochs, "threads": threads,
         "device": str(device), "windows": [w.__dict__ for w in trainer.plan.windows],

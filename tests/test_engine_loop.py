@@ -1,0 +1,186 @@
+"""The training loop executes plans exactly: sample counts per window, restarts,
+sample cadence, EMA, determinism, and that averaging never perturbs the backbone."""
+import pytest
+import torch
+
+import workbench
+from workbench.engine.loop import Trainer
+from workbench.engine.run import build_task
+from workbench.spec import validate
+
+
+def spec(**sections):
+    base = {
+        "model": {"name": "toy_cnn", "options": {"channels1": 4, "channels2": 8, "hidden": 16}},
+        "dataset": {"name": "synthetic", "options": {"n_train": 64, "n_test": 32, "size": 8, "channels": 1}},
+        "optimizer": {"name": "sgd", "momentum": 0.9, "weight_decay": 5e-4},
+        "schedule": {"name": "constant", "lr": 0.05},
+        "budget": {"epochs": 6, "batch_size": 32, "eval_batch_size": 64},
+        "tracking": {"enabled": False},
+        "device": "cpu",
+    }
+    for k, v in sections.items():
+        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
+    return validate(base)
+
+
+def trainer_for(s):
+    torch.manual_seed(s.seed)
+    task, model = build_task(s, torch.device("cpu"))
+    return Trainer(s, task, model)
+
+
+def test_pswa_paper_setting_takes_six_windows_of_twenty_samples():
+    s = spec(budget={"epochs": 160, "batch_size": 64, "eval_every": 40},
+             averaging={"variant": "pswa", "start": 40, "period": 20, "eval_every": 0},
+             schedule={"name": "figure6", "lr": 0.05, "lr_end": 0.01, "horizon": 160})
+    t = trainer_for(s)
+    assert t.ipe == 1
+    hist = t.fit().epochs
+    sampled = [e for e in hist if e.get("average/new_samples")]
+    assert len(sampled) == 120 and sampled[0]["epoch"] == 41  # first sample: end of epoch 41 (1-based)
+    ends = [e for e in hist if "average/test_acc" in e]
+    assert [e["epoch"] for e in ends] == [60, 80, 100, 120, 140, 160]  # evaluated at window ends only
+    assert [e["average/n_samples"] for e in ends] == [20.0] * 6
+    assert [e["window"] for e in ends] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert all("average/test_acc" not in e for e in hist[:40])
+
+
+@pytest.mark.parametrize("variant,windows", [("swa", [6]), ("dswa", [3, 3]), ("tswa", [2, 2, 2])])
+def test_window_sample_counts(variant, windows):
+    t = trainer_for(spec(budget={"epochs": 9}, averaging={"variant": variant, "start": 3}))
+    hist = t.fit().epochs
+    counts = [int(e["average/n_samples"]) for e in hist if e.get("window")]
+    ends = [counts[sum(windows[: i + 1]) - 1] for i in range(len(windows))]
+    assert ends == windows
+    assert all("average/n_samples" not in e for e in hist[:3])
+
+
+def test_restart_sets_weights_to_the_average_recalibrates_bn_and_zeroes_momentum():
+    s = spec(model={"name": "toy_cnn", "options": {"channels1": 4, "channels2": 8, "hidden": 16, "batchnorm": True}},
+             budget={"epochs": 6}, averaging={"variant": "dswa", "start": 2, "eval_every": 0})
+    t = trainer_for(s)
+    seen = {}
+    real_restart = t.restart
+
+    def spy():
+        avg = {n: a.clone() for n, a in zip(t.avg.names, t.avg.avg)}
+        assert any(st for st in t.opt.state.values())  # momentum buffers exist before
+        real_restart()
+        seen["avg"] = avg
+        seen["model"] = {k: v.clone() for k, v in t.model.state_dict().items()}
+        seen["avg_model"] = {k: v.clone() for k, v in t.avg_model.state_dict().items()}
+        seen["opt_state"] = dict(t.opt.state)
+
+    t.restart = spy
+    t.fit()
+    assert seen, "the dswa plan must restart once"
+    for name, a in seen["avg"].items():
+        assert torch.allclose(seen["model"][name], a, atol=1e-7), name
+    # BN statistics: the backbone now carries the statistics recomputed for the average...
+    bn_keys = [k for k in seen["model"] if k.endswith("running_mean")]
+    assert bn_keys
+    for k in bn_keys:
+        assert torch.equal(seen["model"][k], seen["avg_model"][k])
+    # ... which equal a reference-estimator pass, for the averaged weights, over the first
+    # BN batches of a fresh task with the same seed (eval_every=0: the restart's pass is the first).
+    from workbench.engine.bn import recalibrate_bn
+
+    fresh = trainer_for(s)
+    check = fresh.model
+    check.load_state_dict(seen["model"])
+    for m in check.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(123.0)
+    recalibrate_bn(check, fresh.task.bn_batches(), fresh.task.forward, "reference")
+    for k in bn_keys:
+        assert torch.allclose(check.state_dict()[k], seen["model"][k], atol=1e-6), k
+    assert seen["opt_state"] == {}  # momentum reset: the next step starts a fresh buffer
+
+
+def test_restart_step_equals_a_fresh_sgd_from_the_average():
+    """After a restart the first SGD step is exactly that of a new optimizer (momentum zero)."""
+    s = spec(budget={"epochs": 4}, averaging={"variant": "dswa", "start": 0, "eval_every": 0},
+             optimizer={"name": "sgd", "momentum": 0.9, "weight_decay": 0.0})
+    t = trainer_for(s)
+    t.fit()
+    t.opt.state.clear()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 1, 8, 8, generator=g)
+    y = torch.randint(0, 10, (8,), generator=g)
+    fresh = torch.optim.SGD(t.model.parameters(), lr=0.05, momentum=0.9)
+    before = [p.detach().clone() for p in t.model.parameters()]
+    loss = torch.nn.functional.cross_entropy(t.model(x), y)
+    loss.backward()
+    grads = [p.grad.clone() for p in t.model.parameters()]
+    fresh.step()
+    for b, gr, p in zip(before, grads, t.model.parameters()):
+        assert torch.allclose(p, b - 0.05 * gr)  # first momentum step == plain gradient step
+
+
+def test_sample_every_c_iterations():
+    s = spec(budget={"epochs": 4, "batch_size": 16}, averaging={"variant": "swa", "start": 2, "cycle": 2})
+    t = trainer_for(s)
+    assert t.ipe == 4
+    hist = t.fit().epochs
+    assert [e.get("average/new_samples") for e in hist] == [None, None, 2.0, 2.0]
+    assert hist[-1]["average/n_samples"] == 4.0
+
+
+def test_ema_updates_every_k_steps_from_its_start():
+    s = spec(budget={"epochs": 4, "batch_size": 16}, averaging={"variant": "ema", "start": 1, "every": 2, "decay": 0.5})
+    t = trainer_for(s)
+    hist = t.fit().epochs
+    assert [e.get("average/new_samples") for e in hist] == [None, 2.0, 2.0, 2.0]
+    assert "average/test_acc" in hist[-1] and "final/average_test_acc" in t.history.final
+
+
+def test_same_seed_gives_identical_final_weights_and_another_seed_does_not():
+    s = spec(averaging={"variant": "pswa", "start": 2, "period": 2},
+             model={"name": "toy_cnn", "options": {"channels1": 4, "channels2": 8, "hidden": 16, "batchnorm": True}})
+    a = workbench.run(s)
+    b = workbench.run(s)
+    for k in a.backbone_state_dict:
+        assert torch.equal(a.backbone_state_dict[k], b.backbone_state_dict[k]), k
+    for k in a.average_state_dict:
+        assert torch.equal(a.average_state_dict[k], b.average_state_dict[k]), k
+    c = workbench.run(s.model_copy(update={"seed": 1}))
+    assert not torch.equal(a.backbone_state_dict["0.weight"], c.backbone_state_dict["0.weight"])
+
+
+def test_averaging_never_perturbs_the_backbone():
+    """An SWA run's backbone is the SGD run's backbone: sampling, BN passes with dropout
+    and evaluation of the average draw no randomness from the training stream."""
+    opts = {"channels1": 4, "channels2": 8, "hidden": 16, "batchnorm": True, "dropout": 0.5}
+    sgd = workbench.run(spec(model={"name": "toy_cnn", "options": opts}, averaging={"variant": "none"}))
+    swa = workbench.run(spec(model={"name": "toy_cnn", "options": opts}, averaging={"variant": "swa", "start": 2}))
+    for k in sgd.backbone_state_dict:
+        assert torch.equal(sgd.backbone_state_dict[k], swa.backbone_state_dict[k]), k
+    assert sgd.metrics["final/backbone_test_acc"] == swa.metrics["final/backbone_test_acc"]
+
+
+def test_bf16_precision_on_cpu_keeps_fp32_weights_and_averages():
+    s = spec(precision="bf16", averaging={"variant": "swa", "start": 3})
+    r = workbench.run(s)
+    assert all(v.dtype == torch.float32 for k, v in r.average_state_dict.items() if v.is_floating_point())
+    assert r.metrics["final/average_test_acc"] >= 0
+
+
+def test_validation_split_adds_val_metrics_for_backbone_and_average():
+    s = spec(dataset={"name": "synthetic", "val_fraction": 0.25,
+                      "options": {"n_train": 64, "n_test": 32, "size": 8, "channels": 1}},
+             averaging={"variant": "swa", "start": 3})
+    t = trainer_for(s)
+    assert t.task.eval_splits == ("val", "test") and t.task.n == 48
+    hist = t.fit().epochs
+    for key in ("backbone/val_acc", "backbone/val_loss", "average/val_acc", "backbone/test_acc"):
+        assert key in hist[-1], key
+    assert "final/average_val_acc" in t.history.final
+
+
+def test_average_eval_cadence_is_a_spec_field():
+    every2 = trainer_for(spec(budget={"epochs": 8}, averaging={"variant": "swa", "start": 2, "eval_every": 2}))
+    evaluated = [e["epoch"] for e in every2.fit().epochs if "average/test_acc" in e]
+    assert evaluated == [4, 6, 8]
+    ends = trainer_for(spec(budget={"epochs": 8}, averaging={"variant": "dswa", "start": 2, "eval_every": 0}))
+    assert [e["epoch"] for e in ends.fit().epochs if "average/test_acc" in e] == [5, 8]

@@ -1,0 +1,103 @@
+"""Node classification, full batch: one optimizer step per epoch on the whole graph.
+
+The graph (features, edges, labels) and the split index tensors live on the device. Every
+"batch" is the whole graph plus the nodes whose loss and accuracy count; so
+``iters_per_epoch`` is 1, an epoch is one optimizer step, and SWA's one sample per epoch is
+one sample per step (the reference's setting for GCN and GAT). ``budget.batch_size`` is
+ignored. A model is called as ``model(x, edge_index)`` and returns logits for every node.
+
+Evaluation reuses one forward for every split: ``val`` and ``test`` are rows of the same
+logits, so the task memoises the eval-mode, no-grad output of a model and returns it for the
+next split. The memo is dropped whenever the first evaluation split, training or BN batches
+are asked for, and it is keyed on the model's parameter and buffer tensors (held, so their
+identities stay unique) and their in-place version counters, which every optimizer step,
+weight copy or BN update bumps. Pitfall: writes through ``tensor.data`` do not bump the
+counter; code that edits weights that way and then evaluates a later split alone (without the
+first) would see the old logits. The engine never does. Training forwards are never memoised.
+
+Randomness: full batch has nothing to shuffle; dropout draws from the global torch RNG as in
+every task. The task still owns its generators (``state_dict``) for the uniform contract.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+from workbench.data.graph import NodeData
+from workbench.registry import TASKS
+
+
+class NodeBatch(NamedTuple):
+    x: torch.Tensor  # (N, F)
+    edge_index: torch.Tensor  # (2, E)
+    y: torch.Tensor  # (N,)
+    index: torch.Tensor  # nodes that count (device, int64)
+    n: int  # index.numel(), known on the host
+
+
+@TASKS.register("node", help="Node classification, full batch (one step per epoch)")
+class NodeTask:
+    def __init__(self, data: NodeData, *, device: torch.device, batch_size: int = 0, eval_batch_size: int = 0,
+                 seed: int = 0):
+        self.info = data.info
+        self.device = device
+        g = data.graph
+        self.x = g.x.to(device)
+        self.edge_index = g.edge_index.to(device)
+        self.y = g.y.to(device)
+        self.splits = {k: v.to(device) for k, v in data.splits.items()}
+        self.sizes = {k: int(v.numel()) for k, v in data.splits.items()}
+        self.eval_splits = tuple(s for s in ("val", "test") if s in self.splits)
+        self.iters_per_epoch = 1
+        self.gen = torch.Generator().manual_seed(seed)
+        self.bn_gen = torch.Generator().manual_seed(seed + 7919)
+        self._memo: Optional[tuple[list, tuple, torch.Tensor]] = None  # (tensors, versions, logits)
+
+    def batch(self, split: str) -> NodeBatch:
+        return NodeBatch(self.x, self.edge_index, self.y, self.splits[split], self.sizes[split])
+
+    # -- batches -----------------------------------------------------------------
+    def train_batches(self, epoch: int):
+        self._memo = None
+        return [self.batch("train")]
+
+    def bn_batches(self):
+        self._memo = None
+        return [self.batch("train")]
+
+    def eval_batches(self, split: str):
+        if split == self.eval_splits[0]:
+            self._memo = None
+        return [self.batch(split)]
+
+    # -- model contract ----------------------------------------------------------
+    def forward(self, model, batch: NodeBatch) -> torch.Tensor:
+        return model(batch.x, batch.edge_index)
+
+    def _logits(self, model, batch: NodeBatch) -> torch.Tensor:
+        if model.training or torch.is_grad_enabled():
+            return self.forward(model, batch)
+        tensors = list(model.state_dict(keep_vars=True).values())
+        versions = tuple(t._version for t in tensors)
+        memo = self._memo
+        if (memo is None or len(memo[0]) != len(tensors) or memo[1] != versions
+                or any(a is not b for a, b in zip(memo[0], tensors))):
+            memo = self._memo = (tensors, versions, self.forward(model, batch))
+        return memo[2]
+
+    def loss(self, model, batch: NodeBatch):
+        logits = self._logits(model, batch)[batch.index]
+        y = batch.y[batch.index]
+        loss = F.cross_entropy(logits, y)
+        correct = (logits.argmax(1) == y).sum()
+        return loss, correct, batch.n
+
+    # -- state (for resume) ------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state(), "bn_gen": self.bn_gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+        self.bn_gen.set_state(state["bn_gen"])
