@@ -184,3 +184,18 @@ def test_average_eval_cadence_is_a_spec_field():
     assert evaluated == [4, 6, 8]
     ends = trainer_for(spec(budget={"epochs": 8}, averaging={"variant": "dswa", "start": 2, "eval_every": 0}))
     assert [e["epoch"] for e in ends.fit().epochs if "average/test_acc" in e] == [5, 8]
+
+
+def test_keep_samples_saves_every_window_sample(mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    s = spec(budget={"epochs": 5}, averaging={"variant": "dswa", "start": 1, "keep_samples": True},
+             tracking={"enabled": True})
+    r = workbench.run(s)
+    assert [(w, k) for w, k, _ in r.samples] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    # the last window's samples average to the output average
+    last = [sd for w, _, sd in r.samples if w == 2]
+    mean = (last[0]["0.weight"] + last[1]["0.weight"]) / 2
+    assert torch.allclose(mean, r.average_state_dict["0.weight"], atol=1e-6)
+    names = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(r.run_id, "samples")}
+    assert names == {f"samples/w{w:02d}_s{k:03d}.pt" for w, k in [(1, 1), (1, 2), (2, 1), (2, 2)]}

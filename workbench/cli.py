@@ -74,7 +74,8 @@ def cmd_run(args) -> int:
     if not args.quiet and not args.json_events:
         sinks.append(_progress_sink(console))
     try:
-        result = run(spec, sinks=sinks, parent_run_id=args.parent_run_id)
+        tags = dict(t.split("=", 1) for t in args.tags if "=" in t)
+        result = run(spec, sinks=sinks, parent_run_id=args.parent_run_id, tags=tags)
     except SpecError as err:
         return _err(str(err))
     except KeyboardInterrupt:
@@ -91,6 +92,39 @@ def cmd_run(args) -> int:
             console.print(f"run id: [bold]{result.run_id}[/]")
             console.print(f"open the MLflow UI with: workbench ui   (store {resolve_uri(spec.tracking.uri)})")
     return 0
+
+
+def cmd_study(args) -> int:
+    from workbench.launch.study import load_study, run_study
+    from workbench.spec import SpecError
+
+    try:
+        study = load_study(args.preset, seeds=args.seeds, scale=args.scale, overrides=args.overrides)
+    except SpecError as err:
+        return _err(str(err))
+    total = len(study.cells)
+    print(f"study {study.name}: {len(study.configurations)} configuration(s) x {len(study.seeds)} seed(s) "
+          f"= {total} run(s)", flush=True)
+    finished = [0]
+
+    def on_event(handle, event) -> None:
+        if event.kind == "exit":
+            finished[0] += 1
+            acc = handle.final.get("final/average_test_acc", handle.final.get("final/backbone_test_acc"))
+            tail = f"TA {acc:.2f}" if acc is not None else handle.error
+            print(f"[{finished[0]}/{total}] {handle.status:<8} {handle.key}  {tail}", flush=True)
+
+    try:
+        result = run_study(study, workers=args.workers, resume=args.resume or False, on_event=on_event)
+    except SpecError as err:
+        return _err(str(err))
+    except KeyboardInterrupt:
+        return _err("interrupted; finished children are kept: rerun with --resume to complete the study", 130)
+    if result.skipped:
+        print(f"resumed: {result.skipped} finished run(s) kept, {len(result.handles)} run now")
+    print(f"study parent run id: {result.parent_run_id}  ({result.status})")
+    print(f"report: workbench report {result.parent_run_id}")
+    return 0 if result.status == "FINISHED" else 1
 
 
 def cmd_presets(args) -> int:
@@ -169,7 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--json-events", action="store_true", help="write events as JSON lines on stdout (for launchers)")
     r.add_argument("--parent-run-id", default=None, help=argparse.SUPPRESS)
+    r.add_argument("--tag", dest="tags", action="append", default=[], help=argparse.SUPPRESS)
     r.set_defaults(fn=cmd_run)
+
+    st = sub.add_parser("study", help="run a grid x seeds as one MLflow parent run with a child per run")
+    _spec_args(st)
+    st.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default: the preset's)")
+    st.add_argument("--workers", type=int, default=None, help="runs at once (default: cores, or one per GPU)")
+    st.add_argument("--resume", nargs="?", const=True, default=None, metavar="PARENT_RUN_ID",
+                    help="resume the latest (or the given) study: finished runs are kept")
+    st.set_defaults(fn=cmd_study)
 
     sub.add_parser("presets", help="list presets with a one-line description").set_defaults(fn=cmd_presets)
 
@@ -189,8 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cmd in ("run", "study"):
+        import signal
+
+        # SIGTERM (a launcher that died, a cluster scheduler) ends a run KILLED, like Ctrl-C.
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     return args.fn(args)
 
 

@@ -122,6 +122,9 @@ class AveragingSpec(_Section):
     eval_every: int = Field(
         1, ge=0, description="Evaluate the average every k epochs inside a window (0 = only at window ends)"
     )
+    keep_samples: bool = Field(
+        False, description="Save every sample's weights as run artifacts (samples/w01_s001.pt, ...) for analysis"
+    )
 
     @field_validator("variant")
     @classmethod

@@ -84,6 +84,9 @@ class Trainer:
             self.avg = WeightAverage(model, spec.averaging.buffers)
             # A second module to evaluate the average in; built once from the backbone.
             self.avg_model = copy.deepcopy(model)
+        # With averaging.keep_samples: (window, sample number, CPU fp32 parameters) of every
+        # window sample, for analyses of the samples' spread (memory: one model per sample).
+        self.samples: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self._prepared: Optional[tuple[int, int]] = None  # (window, n) whose average is in avg_model
         self.window_index = -1
         self.history = History()
@@ -129,13 +132,13 @@ class Trainer:
             count += n
             it += 1
             if window is not None and self.plan.cycle and (it - window.start * self.ipe) % self.plan.cycle == 0:
-                self.avg.add()
+                self._sample(window)
                 new_samples += 1
             if ema is not None and epoch >= ema.start and (it - ema.start * self.ipe) % ema.every == 0:
                 self.avg.add_ema(ema.decay)
                 new_samples += 1
         if window is not None and not self.plan.cycle:
-            self.avg.add()  # one sample per epoch: the weights after the epoch's last step
+            self._sample(window)  # one sample per epoch: the weights after the epoch's last step
             new_samples += 1
         out = {
             "lr": float(lr if lr is not None else self.lr_at(epoch * self.ipe)),
@@ -145,6 +148,12 @@ class Trainer:
         if window is not None or (ema is not None and epoch >= ema.start):
             out["average/new_samples"] = float(new_samples)
         return out
+
+    def _sample(self, window: Window) -> None:
+        self.avg.add()
+        if self.spec.averaging.keep_samples:
+            params = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
+            self.samples.append((window.index + 1, self.avg.n, params))
 
     # -- the average ----------------------------------------------------------------
     def prepare_average(self) -> nn.Module:

@@ -28,6 +28,7 @@ class RunResult:
     backbone_state_dict: dict[str, torch.Tensor]
     history: list[dict[str, float]] = field(default_factory=list)
     spec: Optional[RunSpec] = None
+    samples: list = field(default_factory=list)  # (window, k, params) with averaging.keep_samples
 
 
 def available_cores() -> int:
@@ -124,6 +125,7 @@ def run(
     parent_run_id: Optional[str] = None,
     overrides: Optional[list[str]] = None,
     scale: Optional[str] = None,
+    tags: Optional[dict[str, str]] = None,
 ) -> RunResult:
     """Train one run. ``spec`` is a RunSpec, a dict, or a preset name / TOML path.
 
@@ -160,7 +162,7 @@ def run(
         from workbench.tracking.mlflow_sink import MlflowTracker, run_tags
 
         tracker = MlflowTracker(spec.tracking)
-        run_id = tracker.start(spec, run_tags(spec, str(device), threads), parent_run_id)
+        run_id = tracker.start(spec, {**run_tags(spec, str(device), threads), **(tags or {})}, parent_run_id)
         tracker.log_params({"resolved.threads": threads, "resolved.threads_reason": why,
                             "resolved.device": str(device), "resolved.precision": precision,
                             "resolved.channels_last": channels_last, "iters_per_epoch": task.iters_per_epoch})
@@ -188,6 +190,8 @@ def run(
             tracker.log_metrics(history.final, spec.budget.epochs)
             if spec.tracking.save_weights:
                 tracker.log_state_dicts({"backbone": bb_sd, "average": avg_sd})
+            if trainer.samples:
+                tracker.log_state_dicts({f"w{w:02d}_s{k:03d}": sd for w, k, sd in trainer.samples}, "samples")
             tracker.finish("FINISHED")
     except KeyboardInterrupt as err:
         if tracker is not None:
@@ -200,4 +204,4 @@ def run(
         send(Event("failed", run_id, None, {"error": f"{type(err).__name__}: {err}", "status": "FAILED"}))
         raise
     send(Event("end", run_id, spec.budget.epochs, {"metrics": history.final}))
-    return RunResult(run_id, history.final, avg_sd, bb_sd, history.epochs, spec)
+    return RunResult(run_id, history.final, avg_sd, bb_sd, history.epochs, spec, trainer.samples)

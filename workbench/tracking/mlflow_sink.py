@@ -130,7 +130,7 @@ class MlflowTracker:
         for i in range(0, len(batch), 1000):
             self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
-    def log_state_dicts(self, state_dicts: dict[str, Any]) -> None:
+    def log_state_dicts(self, state_dicts: dict[str, Any], folder: str = "weights") -> None:
         import torch
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -139,7 +139,8 @@ class MlflowTracker:
                     continue
                 path = Path(tmp) / f"{name}.pt"
                 torch.save(sd, path)
-                self.client.log_artifact(self.run_id, str(path), "weights")
+            # one call for the folder: a log_artifact per file costs a round trip each
+            self.client.log_artifacts(self.run_id, tmp, folder)
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)

@@ -1,0 +1,143 @@
+"""Launcher and studies: child processes, events, cancel, failures, parent/child runs, resume."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from workbench.launch.local import LocalLauncher
+from workbench.launch.study import load_study, run_study
+from workbench.presets import load_spec
+from workbench.spec import SpecError
+
+STUDY = """
+description = "test study: 2 configurations"
+extends = "quickstart"
+[budget]
+epochs = {epochs}
+[averaging]
+variant = "swa"
+start = 1
+[grid]
+"averaging.variant" = ["swa", "none"]
+[study]
+seeds = 2
+"""
+
+
+def write_study(tmp_path: Path, epochs: int = 3) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(STUDY.format(epochs=epochs))
+    return path
+
+
+def children(client, parent_id):
+    exp = client.get_run(parent_id).info.experiment_id
+    return client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def test_study_expands_grid_x_seeds_and_validates_every_cell(tmp_path):
+    st = load_study(str(write_study(tmp_path)))
+    assert len(st.cells) == 4 and st.seeds == [0, 1]
+    assert {c.key for c in st.cells} == {"averaging.variant=swa", "averaging.variant=none"}
+    assert {(c.spec.averaging.variant, c.spec.seed) for c in st.cells} == {("swa", 0), ("swa", 1), ("none", 0), ("none", 1)}
+    pinned = load_study(str(write_study(tmp_path)), overrides=["averaging.variant=dswa", "budget.epochs=5"], seeds=1)
+    assert [c.spec.averaging.variant for c in pinned.cells] == ["dswa"]  # --set pins a grid field
+    bad = tmp_path / "bad.toml"
+    bad.write_text(STUDY.format(epochs=3).replace('"none"]', '"nope"]'))
+    with pytest.raises(SpecError, match=r"^averaging\.variant: .*\(in cell averaging.variant=nope, seed 0\)"):
+        load_study(str(bad))
+
+
+def test_two_configurations_x_two_seeds_end_as_four_children_under_one_parent(tmp_path, mlflow_uri):
+    st = load_study(str(write_study(tmp_path)))
+    seen = []
+    res = run_study(st, workers=2, on_event=lambda h, e: seen.append(e.kind))
+    assert res.status == "FINISHED"
+    client = MlflowClient(mlflow_uri)
+    kids = children(client, res.parent_run_id)
+    assert len(kids) == 4 and all(k.info.status == "FINISHED" for k in kids)
+    assert {(k.data.tags["study.cell"], k.data.tags["study.seed"]) for k in kids} == {
+        ("averaging.variant=swa", "0"), ("averaging.variant=swa", "1"),
+        ("averaging.variant=none", "0"), ("averaging.variant=none", "1")}
+    parent = client.get_run(res.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["study.kind"] == "parent"
+    assert parent.data.params["study.children"] == "4"
+    assert seen.count("exit") == 4 and seen.count("epoch") == 12
+
+
+def test_killing_the_launcher_then_resume_completes_without_repeating_finished_children(tmp_path, mlflow_uri):
+    path = write_study(tmp_path, epochs=3)
+    cmd = [sys.executable, "-m", "workbench.cli", "study", str(path), "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = MlflowClient(mlflow_uri)
+    deadline = time.time() + 240
+    finished_before = []
+    while time.time() < deadline:
+        parents = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                     "tags.`study.kind` = 'parent'") if client.search_experiments() else []
+        if parents:
+            finished_before = [k for k in children(client, parents[0].info.run_id) if k.info.status == "FINISHED"]
+            if finished_before:
+                break
+        time.sleep(0.5)
+    assert finished_before, "no child finished in time"
+    proc.send_signal(signal.SIGKILL)  # the launcher dies outright
+    proc.wait(timeout=30)
+    time.sleep(2)  # its running child gets SIGTERM through the parent-death signal
+    parent_id = parents[0].info.run_id
+    kept = {k.info.run_id for k in finished_before}
+    out = subprocess.run(cmd + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"resumed: {len(kept)} finished run(s) kept" in out.stdout or "finished run(s) kept" in out.stdout
+    kids = children(client, parent_id)
+    finished = [k for k in kids if k.info.status == "FINISHED"]
+    assert len(finished) == 4
+    assert kept <= {k.info.run_id for k in finished}  # the first ones were not rerun
+    keys = [(k.data.tags["study.cell"], k.data.tags["study.seed"]) for k in finished]
+    assert len(set(keys)) == 4  # no (cell, seed) finished twice
+    assert all(k.info.status in ("FINISHED", "KILLED") for k in kids)
+    assert client.get_run(parent_id).info.status == "FINISHED"
+
+
+def test_a_failed_run_does_not_stop_the_others_and_cancel_marks_killed(tmp_path, mlflow_uri):
+    launcher = LocalLauncher(workers=2)
+    good = load_spec("quickstart", scale="smoke")
+    bad = load_spec("quickstart", scale="smoke", overrides=["dataset.name=cifar10", f"dataset.root={tmp_path}"])
+    slow = load_spec("quickstart", overrides=["budget.epochs=400"])
+    h_bad = launcher.submit(bad, key="bad")
+    h_good = launcher.submit(good, key="good")
+    h_slow = launcher.submit(slow, key="slow")
+    deadline = time.time() + 240
+    while h_slow.epoch < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    launcher.cancel(h_slow)
+    launcher.wait(timeout=240)
+    assert h_good.status == "FINISHED" and h_good.final["final/average_test_acc"] > 50
+    assert h_bad.status == "FAILED" and "dataset.root" in h_bad.error
+    assert h_slow.status == "KILLED"
+    assert MlflowClient(mlflow_uri).get_run(h_slow.run_id).info.status == "KILLED"
+    launcher.shutdown()
+
+
+def test_cancel_a_queued_run():
+    launcher = LocalLauncher(workers=1)
+    first = launcher.submit(load_spec("quickstart", overrides=["tracking.enabled=false", "budget.epochs=400"]))
+    queued = launcher.submit(load_spec("quickstart", overrides=["tracking.enabled=false"]))
+    launcher.cancel(queued)
+    assert queued.status == "KILLED"
+    launcher.cancel(first)
+    launcher.wait(timeout=120)
+    assert first.status == "KILLED"
+    launcher.shutdown()
+
+
+def test_children_get_a_thread_budget_and_one_gpu_each(monkeypatch):
+    launcher = LocalLauncher(workers=2, gpus=[0, 1])
+    assert launcher.workers == 2 and launcher.gpus == [0, 1]
+    launcher.shutdown()
+    assert LocalLauncher(gpus=[]).workers >= 1

@@ -1,0 +1,324 @@
+"""Local launcher: runs execute as child processes that stream JSON-line events.
+
+Each run is ``python -m workbench.cli run <spec.toml> --json-events`` in a child
+process. The launcher reads the child's stdout line by line, turns each line into
+an :class:`~workbench.engine.events.Event`, updates the run's :class:`RunHandle`
+and hands the pair to every subscriber (callbacks, or :meth:`LocalLauncher.events`).
+Faces (terminal app, notebook) subscribe; they never train.
+
+Parallelism: at most ``workers`` children at once. On CPU each child is told how
+many runs share the cores (``WORKBENCH_CONCURRENT_RUNS``), so ``threads = "auto"``
+gives it cores / workers torch threads and parallel runs do not oversubscribe.
+On GPUs each child sees one GPU through ``CUDA_VISIBLE_DEVICES`` (round robin).
+
+Cancel sends SIGINT first (the child marks its MLflow run KILLED and exits),
+then SIGKILL after a grace period; the launcher marks the run KILLED itself if
+the child could not. A failed run never stops the others.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from workbench.engine.events import Event
+
+ACTIVE = ("QUEUED", "RUNNING")
+
+
+@dataclass
+class RunHandle:
+    """What the launcher knows of one run; updated from the child's events."""
+
+    key: str
+    spec: Any  # RunSpec
+    parent_run_id: Optional[str] = None
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = "QUEUED"  # QUEUED, RUNNING, FINISHED, FAILED, KILLED
+    run_id: Optional[str] = None
+    experiment_id: Optional[str] = None
+    epoch: int = 0
+    epochs: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)  # the latest value of each metric
+    history: list[dict[str, float]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    eta_s: Optional[float] = None
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    gpu: Optional[int] = None
+    proc: Optional[subprocess.Popen] = field(default=None, repr=False)
+    stderr_tail: deque = field(default_factory=lambda: deque(maxlen=40), repr=False)
+    cancel_requested: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.status not in ACTIVE
+
+    @property
+    def progress(self) -> float:
+        return self.epoch / self.epochs if self.epochs else 0.0
+
+
+Callback = Callable[[RunHandle, Event], None]
+
+
+def default_workers(gpus: list[int]) -> int:
+    if gpus:
+        return len(gpus)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, cores)
+
+
+def visible_gpus() -> list[int]:
+    """GPU indices without importing torch (the terminal app must start fast)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [i for i, _ in enumerate(x for x in env.split(",") if x.strip() and x.strip() != "-1")]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=5)
+        return [i for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
+    except (OSError, subprocess.SubprocessError):
+        return []
+
+
+class LocalLauncher:
+    def __init__(self, workers: Optional[int] = None, gpus: Optional[list[int]] = None,
+                 python: str = sys.executable, cwd: Optional[str] = None, grace_s: float = 10.0,
+                 env: Optional[dict[str, str]] = None):
+        self.gpus = visible_gpus() if gpus is None else gpus
+        self.workers = workers or default_workers(self.gpus)
+        self.python = python
+        self.cwd = cwd
+        self.grace_s = grace_s
+        self.env = env or {}
+        self.handles: list[RunHandle] = []
+        self._callbacks: list[Callback] = []
+        self._queues: list[queue.Queue] = []
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._tmp = tempfile.TemporaryDirectory(prefix="workbench-launch-")
+        self._counter = itertools.count()
+        self._gpu_cycle = itertools.cycle(self.gpus) if self.gpus else None
+        self._scheduler = threading.Thread(target=self._schedule, name="workbench-launcher", daemon=True)
+        self._scheduler.start()
+
+    # -- subscription ---------------------------------------------------------------
+    def subscribe(self, callback: Callback) -> None:
+        """``callback(handle, event)`` for every event, called from launcher threads."""
+        self._callbacks.append(callback)
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[tuple[RunHandle, Event]]:
+        """Iterate (handle, event) pairs until every submitted run is done."""
+        q: queue.Queue = queue.Queue()
+        with self._lock:
+            self._queues.append(q)
+        try:
+            while True:
+                try:
+                    yield q.get(timeout=0.2 if timeout is None else timeout)
+                except queue.Empty:
+                    if self.idle():
+                        while not q.empty():
+                            yield q.get_nowait()
+                        return
+        finally:
+            with self._lock:
+                self._queues.remove(q)
+
+    def _publish(self, handle: RunHandle, event: Event) -> None:
+        for cb in list(self._callbacks):
+            try:
+                cb(handle, event)
+            except Exception as err:  # a subscriber must not break the launcher
+                print(f"workbench: launcher subscriber failed: {err}", file=sys.stderr)
+        with self._lock:
+            for q in self._queues:
+                q.put((handle, event))
+
+    # -- submission -----------------------------------------------------------------
+    def submit(self, spec, *, key: Optional[str] = None, parent_run_id: Optional[str] = None,
+               tags: Optional[dict[str, str]] = None) -> RunHandle:
+        """Queue a validated RunSpec; returns its handle at once."""
+        if self._closed:
+            raise RuntimeError("launcher is shut down")
+        handle = RunHandle(key or f"run-{next(self._counter)}", spec, parent_run_id, dict(tags or {}),
+                           epochs=spec.budget.epochs)
+        with self._lock:
+            self.handles.append(handle)
+        self._publish(handle, Event("queued", None, 0, {"key": handle.key}))
+        self._wake.set()
+        return handle
+
+    def cancel(self, handle: RunHandle) -> None:
+        """Stop a queued or running run; it ends KILLED."""
+        with self._lock:
+            handle.cancel_requested = True
+            if handle.status == "QUEUED":
+                handle.status = "KILLED"
+                handle.ended = time.time()
+                self._publish(handle, Event("failed", handle.run_id, None, {"status": "KILLED", "error": "cancelled"}))
+                return
+            proc = handle.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            threading.Timer(self.grace_s, lambda: proc.poll() is None and proc.kill()).start()
+
+    def running(self) -> list[RunHandle]:
+        with self._lock:
+            return [h for h in self.handles if h.status == "RUNNING"]
+
+    def idle(self) -> bool:
+        with self._lock:
+            return all(h.done for h in self.handles)
+
+    def wait(self, timeout: Optional[float] = None) -> list[RunHandle]:
+        end = None if timeout is None else time.time() + timeout
+        while not self.idle():
+            if end is not None and time.time() > end:
+                raise TimeoutError("runs still active")
+            time.sleep(0.1)
+        return list(self.handles)
+
+    def shutdown(self, cancel: bool = True) -> None:
+        """Stop scheduling; with ``cancel`` stop every active run (KILLED)."""
+        self._closed = True
+        if cancel:
+            for h in list(self.handles):
+                if not h.done:
+                    self.cancel(h)
+        self._wake.set()
+
+    # -- internals --------------------------------------------------------------------
+    def _schedule(self) -> None:
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            with self._lock:
+                running = sum(1 for h in self.handles if h.status == "RUNNING")
+                queued = [h for h in self.handles if h.status == "QUEUED"]
+                start = queued[: max(0, self.workers - running)] if not self._closed else []
+                for h in start:
+                    h.status = "RUNNING"
+            for h in start:
+                self._start(h)
+            if self._closed and self.idle():
+                return
+
+    def _start(self, handle: RunHandle) -> None:
+        from workbench.spec import to_toml
+
+        path = Path(self._tmp.name) / f"{handle.key.replace('/', '_')}-{id(handle)}.toml"
+        path.write_text(to_toml(handle.spec))
+        cmd = [self.python, "-m", "workbench.cli", "run", str(path), "--json-events"]
+        if handle.parent_run_id:
+            cmd += ["--parent-run-id", handle.parent_run_id]
+        for k, v in handle.tags.items():
+            cmd += ["--tag", f"{k}={v}"]
+        env = {**os.environ, **self.env, "WORKBENCH_CONCURRENT_RUNS": str(self.workers), "PYTHONUNBUFFERED": "1"}
+        if self._gpu_cycle is not None:
+            handle.gpu = next(self._gpu_cycle)
+            env["CUDA_VISIBLE_DEVICES"] = str(handle.gpu)
+        handle.started = time.time()
+        try:
+            # Own session: a Ctrl-C in the terminal reaches the launcher, which decides.
+            # Parent-death signal: a launcher killed outright takes its children with it
+            # (they end KILLED), so a resumed study never races an orphan.
+            handle.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                           cwd=self.cwd, env=env, start_new_session=True,
+                                           preexec_fn=_die_with_parent)
+        except OSError as err:
+            self._finish(handle, 1, f"could not start: {err}")
+            return
+        self._publish(handle, Event("launched", None, 0, {"pid": handle.proc.pid}))
+        threading.Thread(target=self._drain_stderr, args=(handle,), daemon=True).start()
+        threading.Thread(target=self._read, args=(handle,), daemon=True).start()
+
+    def _drain_stderr(self, handle: RunHandle) -> None:
+        for line in handle.proc.stderr:
+            handle.stderr_tail.append(line.rstrip("\n"))
+
+    def _read(self, handle: RunHandle) -> None:
+        for line in handle.proc.stdout:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                event = Event.from_json(line)
+            except (ValueError, TypeError):
+                continue
+            self._apply(handle, event)
+            self._publish(handle, event)
+        rc = handle.proc.wait()
+        self._finish(handle, rc)
+
+    def _apply(self, handle: RunHandle, event: Event) -> None:
+        with self._lock:
+            if event.run_id:
+                handle.run_id = event.run_id
+            if event.kind == "start":
+                handle.epochs = event.data.get("epochs", handle.epochs)
+                handle.experiment_id = event.data.get("experiment_id")
+            elif event.kind == "epoch":
+                handle.epoch = event.step
+                handle.metrics.update(event.data["metrics"])
+                handle.history.append({"epoch": event.step, **event.data["metrics"]})
+                handle.eta_s = event.data.get("eta_s")
+            elif event.kind == "end":
+                handle.final = event.data.get("metrics", {})
+            elif event.kind == "failed":
+                handle.error = event.data.get("error", "")
+
+    def _finish(self, handle: RunHandle, rc: int, error: str = "") -> None:
+        with self._lock:
+            handle.ended = time.time()
+            if rc == 0:
+                handle.status = "FINISHED"
+            elif handle.cancel_requested:
+                handle.status = "KILLED"
+            else:
+                handle.status = "FAILED"
+            if handle.status != "FINISHED" and not handle.error:
+                lines = [ln for ln in handle.stderr_tail if ln.strip()]
+                handle.error = error or (lines[-1] if lines else f"exit status {rc}")
+                if handle.error.startswith("workbench: "):
+                    handle.error = handle.error[len("workbench: "):]
+        if handle.status == "KILLED" and handle.run_id:
+            _mark_run(handle, "KILLED")
+        self._publish(handle, Event("exit", handle.run_id, handle.epoch,
+                                    {"status": handle.status, "error": handle.error, "returncode": rc}))
+        self._wake.set()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _mark_run(handle: RunHandle, status: str) -> None:
+    """Mark a child's MLflow run when the child died before it could."""
+    try:
+        from workbench.tracking.mlflow_sink import client_for
+
+        client, _ = client_for(handle.spec.tracking.uri)
+        if client.get_run(handle.run_id).info.status == "RUNNING":
+            client.set_terminated(handle.run_id, status=status)
+    except Exception:  # the store may be unreachable; the launcher's own state is authoritative
+        pass

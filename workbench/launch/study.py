@@ -1,0 +1,187 @@
+"""Studies: a grid over spec fields x seeds, as one MLflow parent run with a child per cell.
+
+A study comes from a preset (or TOML file) with a ``[grid]`` table (dotted field
+-> list of values, crossed), optional ``[[cases]]`` (a list of tables of dotted
+overrides, crossed with the grid: for cells whose settings differ in more than
+one field) and a ``[study]`` table (``seeds = N``). A preset without a grid is a
+one-cell study. Scale tables may override grid lists with ``"grid.<field>"`` keys
+and the seed count with ``"study.seeds"``.
+
+In MLflow: one parent run (tags ``study.name``, ``study.kind = parent``; params:
+the grid, the seeds, the number of children, the git commit; artifact
+``study.toml``) and one child per (cell, seed) with the tag ``mlflow.parentRunId``
+plus ``study.cell`` and ``study.seed``. ``resume`` keeps children that FINISHED
+and runs the rest (a child left RUNNING by a killed launcher is marked KILLED).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from workbench.presets import read_preset, resolve_dict
+from workbench.spec import RunSpec, SpecError, apply_overrides, validate
+
+
+@dataclass
+class Cell:
+    key: str  # e.g. "averaging.variant=swa model.name=vgg16" ("" for a one-cell study)
+    values: dict[str, Any]
+    seed: int
+    spec: RunSpec
+
+
+@dataclass
+class Study:
+    name: str
+    grid: dict[str, list]
+    cases: list[dict[str, Any]]
+    seeds: list[int]
+    cells: list[Cell]
+    base: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def configurations(self) -> list[str]:
+        return list(dict.fromkeys(c.key for c in self.cells))
+
+
+def _fmt(v: Any) -> str:
+    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
+
+
+def cell_key(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+
+
+def load_study(name_or_path: str, seeds: Optional[int] = None, scale: Optional[str] = None,
+               overrides: Optional[list[str]] = None) -> Study:
+    """Expand a study into validated cells. Raises SpecError naming the field (and
+    the cell) for bad input, before anything runs."""
+    data = read_preset(name_or_path)
+    grid = {k: v if isinstance(v, list) else [v] for k, v in (data.get("grid") or {}).items()}
+    cases = list(data.get("cases") or [{}])
+    meta = dict(data.get("study") or {})
+    table = dict((data.get("scales") or {}).get(scale, {})) if scale else {}
+    for k in [k for k in table if k.startswith(("grid.", "study."))]:
+        v = table.pop(k)
+        if k.startswith("grid."):
+            grid[k[5:]] = v if isinstance(v, list) else [v]
+        else:
+            meta[k[6:]] = v
+    data = dict(data)
+    if scale:
+        data.setdefault("scales", {})[scale] = table
+    base = resolve_dict(data, overrides, scale)
+    n_seeds = seeds or int(meta.get("seeds", 1))
+    if n_seeds < 1:
+        raise SpecError("seeds: must be at least 1")
+    first = int(base.get("seed", 0))
+    seed_list = [first + i for i in range(n_seeds)]
+    overridden = {o.split("=", 1)[0].strip() for o in (overrides or [])}
+    keys = [k for k in grid if k not in overridden]  # a --set pins a grid field to one value
+    cells = []
+    for case in cases:
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            values = {**case, **dict(zip(keys, combo))}
+            cell_data = apply_overrides(base, values)
+            for seed in seed_list:
+                cell_data["seed"] = seed
+                try:
+                    spec = validate(cell_data)
+                except SpecError as err:
+                    raise SpecError(f"{err} (in cell {cell_key(values) or 'base'}, seed {seed})") from None
+                cells.append(Cell(cell_key(values), values, seed, spec))
+    name = base.get("preset") or str(name_or_path)
+    return Study(name, grid, cases if cases != [{}] else [], seed_list, cells, base)
+
+
+@dataclass
+class StudyResult:
+    parent_run_id: str
+    handles: list = field(default_factory=list)
+    skipped: int = 0
+    status: str = "FINISHED"
+
+
+def _children(client, exp_id: str, parent_id: str) -> list:
+    out, token = [], None
+    while True:
+        page = client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000,
+                                  page_token=token)
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def find_parent(client, exp_id: str, name: str) -> Optional[str]:
+    """The latest parent run of a study with this name."""
+    runs = client.search_runs([exp_id], f"tags.`study.name` = '{name}' and tags.`study.kind` = 'parent'",
+                              max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0].info.run_id if runs else None
+
+
+def run_study(study: Study, *, workers: Optional[int] = None, resume: bool | str = False, launcher=None,
+              on_event: Optional[Callable] = None) -> StudyResult:
+    """Run (or resume) a study through the local launcher; returns when every child is done."""
+    from mlflow.entities import Param, RunTag
+
+    from workbench.launch.local import LocalLauncher
+    from workbench.spec import to_toml
+    from workbench.tracking.mlflow_sink import client_for, ensure_experiment, git_commit
+
+    tracking = study.cells[0].spec.tracking
+    client, uri = client_for(tracking.uri)
+    exp_id = ensure_experiment(client, uri, tracking.experiment)
+    done: set[tuple[str, int]] = set()
+    parent_id = None
+    if resume:
+        parent_id = resume if isinstance(resume, str) else find_parent(client, exp_id, study.name)
+        if parent_id is None:
+            raise SpecError(f"--resume: no earlier study named {study.name!r} in experiment {tracking.experiment!r}")
+        for child in _children(client, exp_id, parent_id):
+            k = (child.data.tags.get("study.cell", ""), int(child.data.tags.get("study.seed", -1)))
+            if child.info.status == "FINISHED":
+                done.add(k)
+            elif child.info.status == "RUNNING":  # orphaned by a killed launcher
+                client.set_terminated(child.info.run_id, status="KILLED")
+        client.set_tag(parent_id, "study.resumed", "true")
+        client.update_run(parent_id, status="RUNNING")
+    else:
+        parent = client.create_run(exp_id, run_name=f"study-{study.name}", tags={
+            "study.name": study.name, "study.kind": "parent", "git_commit": git_commit(),
+            "preset": study.base.get("preset") or ""})
+        parent_id = parent.info.run_id
+        params = {"study.grid": json.dumps(study.grid), "study.cases": json.dumps(study.cases),
+                  "study.seeds": json.dumps(study.seeds), "study.children": str(len(study.cells)),
+                  "study.configurations": str(len(study.configurations))}
+        client.log_batch(parent_id, params=[Param(k, v[:6000]) for k, v in params.items()],
+                         tags=[RunTag("mlflow.note.content", f"Study {study.name}: {len(study.configurations)} "
+                                      f"configuration(s) x {len(study.seeds)} seed(s)")])
+        client.log_text(parent_id, to_toml(study.cells[0].spec), "study.toml")
+    todo = [c for c in study.cells if (c.key, c.seed) not in done]
+    own = launcher is None
+    launcher = launcher or LocalLauncher(workers=workers)
+    if on_event is not None:
+        launcher.subscribe(on_event)
+    handles = [launcher.submit(c.spec, key=f"{c.key or study.name} seed={c.seed}", parent_run_id=parent_id,
+                               tags={"study.name": study.name, "study.cell": c.key, "study.seed": str(c.seed)})
+               for c in todo]
+    try:
+        while not all(h.done for h in handles):
+            import time
+
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        for h in handles:
+            launcher.cancel(h)
+        client.set_terminated(parent_id, status="KILLED")
+        raise
+    finally:
+        if own:
+            launcher.shutdown(cancel=True)
+    ok = all(h.status == "FINISHED" for h in handles)
+    status = "FINISHED" if ok else "FAILED"
+    client.set_terminated(parent_id, status=status)
+    return StudyResult(parent_id, handles, len(study.cells) - len(todo), status)
