@@ -24,11 +24,14 @@ from workbench.tasks.base import DataInfo
 
 
 def best_of(fn, repeats: int) -> float:
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return min(times)
 
@@ -38,17 +41,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--model", default="wrn28_10")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (on a GPU, times are synchronised per call)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     registry.load_builtins()
-    model = registry.MODELS.get(args.model).obj(DataInfo("image", 10, (3, 32, 32)))
+    dev = torch.device(args.device)
+    model = registry.MODELS.get(args.model).obj(DataInfo("image", 10, (3, 32, 32))).to(dev)
     params = list(model.parameters())
     n = sum(p.numel() for p in params)
     nbytes = 4 * n
     print(f"{args.model}: {n / 1e6:.2f}M parameters in {len(params)} tensors, "
           f"{sum(1 for _ in model.buffers())} buffers; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, device {dev}")
 
     ours = WeightAverage(model)
     ours.add()  # past the first (copying) update: time the real lerp path
@@ -58,8 +63,8 @@ def main() -> None:
     t_ours = best_of(ours.add, args.repeats)
     t_ref = best_of(lambda: ref.update_parameters(model), args.repeats)
 
-    src = torch.randn(n)
-    dst = torch.empty(n)
+    src = torch.randn(n, device=dev)
+    dst = torch.empty(n, device=dev)
     t_copy = best_of(lambda: dst.copy_(src), args.repeats)
 
     # An update reads the average and the weights and writes the average: 3 x model bytes.
