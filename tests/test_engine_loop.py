@@ -199,3 +199,73 @@ def test_keep_samples_saves_every_window_sample(mlflow_uri):
     assert torch.allclose(mean, r.average_state_dict["0.weight"], atol=1e-6)
     names = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(r.run_id, "samples")}
     assert names == {f"samples/w{w:02d}_s{k:03d}.pt" for w, k in [(1, 1), (1, 2), (2, 1), (2, 2)]}
+
+
+def test_a_killed_pswa_run_resumes_bit_exactly(mlflow_uri, monkeypatch, tmp_path):
+    """Crash mid-window, resume from the checkpoint, and end with the same weights,
+    average and metrics as an uninterrupted run (STYLE item 7)."""
+    from mlflow.tracking import MlflowClient
+
+    from workbench.engine import loop
+    from workbench.engine.run import checkpoint_path, resume
+
+    monkeypatch.setenv("WORKBENCH_CHECKPOINTS", str(tmp_path / "ckpt"))
+    opts = {"channels1": 4, "channels2": 8, "hidden": 16, "batchnorm": True, "dropout": 0.3}
+    s = spec(model={"name": "toy_cnn", "options": opts}, budget={"epochs": 9, "checkpoint_every": 2},
+             averaging={"variant": "pswa", "start": 1, "period": 3, "keep_samples": True}, tracking={"enabled": True})
+    full = workbench.run(s)
+
+    real = loop.Trainer._train_epoch
+
+    def crash_at_6(self, epoch, window):
+        if epoch == 5:  # 0-based: after the checkpoint at epoch 4, inside window 2
+            raise KeyboardInterrupt
+        return real(self, epoch, window)
+
+    monkeypatch.setattr(loop.Trainer, "_train_epoch", crash_at_6)
+    with pytest.raises(KeyboardInterrupt):
+        workbench.run(s)
+    client = MlflowClient(mlflow_uri)
+    killed = [r for r in client.search_runs([client.get_experiment_by_name("workbench").experiment_id])
+              if r.info.status == "KILLED"]
+    assert len(killed) == 1
+    run_id = killed[0].info.run_id
+    assert checkpoint_path(s.tracking.uri or mlflow_uri, run_id).exists()
+    monkeypatch.setattr(loop.Trainer, "_train_epoch", real)
+    resumed = resume(run_id)
+    assert resumed.run_id == run_id
+    for k in full.backbone_state_dict:
+        assert torch.equal(full.backbone_state_dict[k], resumed.backbone_state_dict[k]), k
+    for k in full.average_state_dict:
+        assert torch.equal(full.average_state_dict[k], resumed.average_state_dict[k]), k
+    assert resumed.metrics == {k: v for k, v in full.metrics.items() if k != "time/total_s"} | {
+        "time/total_s": resumed.metrics["time/total_s"]}
+    assert len(resumed.samples) == len(full.samples) == 8
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    hist = client.get_metric_history(run_id, "backbone/test_acc")
+    assert sorted({h.step for h in hist}) == list(range(1, 10))
+    # epoch 5 ran after the last checkpoint, before the crash: it is redone and logged
+    # again at the same step, with the same value (the MLflow UI shows the latest)
+    redone = [h.value for h in hist if h.step == 5]
+    assert len(redone) == 2 and redone[0] == redone[1]
+    assert not checkpoint_path(mlflow_uri, run_id).exists()
+
+
+def test_resume_needs_a_checkpoint(mlflow_uri):
+    from workbench.engine.run import resume
+    from workbench.spec import SpecError
+
+    with pytest.raises(SpecError, match="^resume: no run"):
+        resume("0123456789abcdef")
+    with pytest.raises(SpecError, match="checkpoint_every: checkpoints belong to a tracked run"):
+        spec(budget={"checkpoint_every": 2})
+
+
+def test_averaging_from_the_first_epoch_logs_the_initial_backbone_at_step_0():
+    events = []
+    s = spec(averaging={"variant": "swa", "start": 0})
+    workbench.run(s, sinks=[events.append])
+    epochs = [e for e in events if e.kind == "epoch"]
+    assert epochs[0].step == 0 and set(epochs[0].data["metrics"]) == {"backbone/test_acc", "backbone/test_loss"}
+    assert [e.step for e in epochs[1:]] == list(range(1, 7))

@@ -3,7 +3,9 @@ import subprocess
 import sys
 
 MODULES = ["workbench", "workbench.spec", "workbench.registry", "workbench.presets", "workbench.engine.run",
-           "workbench.engine.loop", "workbench.tracking.mlflow_sink", "workbench.cli"]
+           "workbench.engine.loop", "workbench.tracking.mlflow_sink", "workbench.cli",
+           "workbench.launch.local", "workbench.launch.study", "workbench.analysis.aggregate",
+           "workbench.analysis.plots", "workbench.analysis.interpolate", "workbench.analysis.flatness"]
 
 
 def test_core_imports_no_face():

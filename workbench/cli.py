@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 
 def _err(msg: str, code: int = 2) -> int:
@@ -41,6 +41,8 @@ def _progress_sink(console):
                                               total=event.data["epochs"], info="")
         elif event.kind == "epoch" and state["task"] is not None:
             m = event.data["metrics"]
+            if "backbone/train_loss" not in m:  # step 0: the initial weights' evaluation
+                return
             parts = [f"loss {m['backbone/train_loss']:.3f}"]
             if "backbone/test_acc" in m:
                 parts.append(f"TA {m['backbone/test_acc']:.2f}")
@@ -94,6 +96,25 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_resume(args) -> int:
+    from rich.console import Console
+
+    from workbench.engine.run import resume
+    from workbench.spec import SpecError
+
+    console = Console()
+    try:
+        result = resume(args.run_id, sinks=[] if args.quiet else [_progress_sink(console)], uri=args.uri)
+    except SpecError as err:
+        return _err(str(err))
+    except KeyboardInterrupt:
+        return _err("interrupted; the run is marked KILLED (resume it again)", 130)
+    except Exception as err:
+        return _err(f"run failed: {type(err).__name__}: {err}", 1)
+    console.print(f"[bold green]done[/] run id: [bold]{result.run_id}[/]")
+    return 0
+
+
 def cmd_study(args) -> int:
     from workbench.launch.study import load_study, run_study
     from workbench.spec import SpecError
@@ -125,6 +146,84 @@ def cmd_study(args) -> int:
     print(f"study parent run id: {result.parent_run_id}  ({result.status})")
     print(f"report: workbench report {result.parent_run_id}")
     return 0 if result.status == "FINISHED" else 1
+
+
+def _keys(text: Optional[str]):
+    if text is None:
+        return None
+    return tuple(k for k in text.split(",") if k) or ()
+
+
+def default_layout(parent_params: dict[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Rows and columns from a study's grid: the averaging variant down (the paper's
+    layout), the other grid fields across; model across when nothing else varies."""
+    try:
+        grid = list(json.loads(parent_params.get("study.grid", "{}")))
+        cases = json.loads(parent_params.get("study.cases", "[]"))
+    except ValueError:
+        grid, cases = [], []
+    varied = list(dict.fromkeys(grid + [k for c in cases for k in c if not isinstance(c[k], dict)]))
+    rows = ("averaging.variant",) if "averaging.variant" in varied or not varied else (varied[0],)
+    cols = tuple(k for k in varied if k not in rows) or ("model.name",)
+    return rows, cols
+
+
+def cmd_report(args) -> int:
+    from workbench.analysis import AnalysisError, aggregate, fetch_run, fetch_runs, write_report
+
+    metric: Any = args.metric[0] if len(args.metric) == 1 and "=" not in args.metric[0] else (
+        dict(m.split("=", 1) for m in args.metric) if args.metric else "final/average_test_acc")
+    try:
+        record = fetch_run(args.run_id, uri=args.uri)
+        children = fetch_runs(args.run_id, uri=args.uri, status=None)
+        rows, cols = default_layout(record["params"]) if children else (("averaging.variant",), ("model.name",))
+        kwargs = dict(rows=_keys(args.rows) if args.rows is not None else rows,
+                      cols=_keys(args.cols) if args.cols is not None else cols, metric=metric,
+                      bold=None if args.bold == "none" else args.bold, digits=args.digits)
+        if children:
+            table, _ = write_report(args.run_id, args.out, uri=args.uri, log=not args.no_log,
+                                    curves=not args.no_curves, **kwargs)
+        else:  # a single run: its own row
+            table = aggregate([record], **kwargs)
+    except AnalysisError as err:
+        return _err(str(err))
+    print({"md": table.to_markdown, "html": table.to_html, "csv": table.to_csv}[args.format]())
+    if children and not args.no_log:
+        print(f"(logged to run {args.run_id} under report/)", file=sys.stderr)
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from workbench.analysis import AnalysisError
+
+    try:
+        if args.what == "line":
+            from workbench.analysis import line_between_runs, line_points
+
+            res = line_between_runs(args.run_a, args.run_b, which_a=args.which_a, which_b=args.which_b,
+                                    ts=line_points(args.t_from, args.t_to, args.points), uri=args.uri,
+                                    device=args.device, train_max_batches=args.train_batches,
+                                    out_dir=args.out, log=not args.no_log)
+            print(res.summary())
+        elif args.what == "flatness":
+            from workbench.analysis import flatness_of_run
+
+            rep = flatness_of_run(args.run, args.which, uri=args.uri, device=args.device, batches=args.batches,
+                                  iters=args.iters, rhos=tuple(args.rho or (0.01, 0.05, 0.1)),
+                                  directions=args.directions, seed=args.seed, log=not args.no_log)
+            print(rep.summary())
+        else:
+            from workbench.analysis.plots import plot_run_samples, save
+
+            path = save(plot_run_samples(args.run, uri=args.uri), args.out or "samples.png")
+            if not args.no_log:
+                from workbench.analysis.runs import log_analysis
+
+                log_analysis(args.run, files={"samples.png": path.read_bytes()}, uri=args.uri)
+            print(f"wrote {path}")
+    except AnalysisError as err:
+        return _err(str(err))
+    return 0
 
 
 def cmd_presets(args) -> int:
@@ -206,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tag", dest="tags", action="append", default=[], help=argparse.SUPPRESS)
     r.set_defaults(fn=cmd_run)
 
+    rs = sub.add_parser("resume", help="continue a killed or failed run from its last checkpoint")
+    rs.add_argument("run_id")
+    rs.add_argument("--uri", default=None, help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
+    rs.add_argument("--quiet", action="store_true")
+    rs.set_defaults(fn=cmd_resume)
+
     st = sub.add_parser("study", help="run a grid x seeds as one MLflow parent run with a child per run")
     _spec_args(st)
     st.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default: the preset's)")
@@ -213,6 +318,51 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--resume", nargs="?", const=True, default=None, metavar="PARENT_RUN_ID",
                     help="resume the latest (or the given) study: finished runs are kept")
     st.set_defaults(fn=cmd_study)
+
+    rp = sub.add_parser("report", help="mean ± std table of a study (or one run), as Markdown, HTML and CSV")
+    rp.add_argument("run_id", metavar="RUN_OR_STUDY_ID")
+    rp.add_argument("--rows", default=None, help="param(s) down, comma-separated (default: from the study grid)")
+    rp.add_argument("--cols", default=None, help="param(s) across, comma-separated")
+    rp.add_argument("--metric", action="append", default=[],
+                    help="metric (default final/average_test_acc), or LABEL=METRIC repeated for one column each")
+    rp.add_argument("--bold", choices=["column", "row", "none"], default="column")
+    rp.add_argument("--digits", type=int, default=None)
+    rp.add_argument("--format", choices=["md", "html", "csv"], default="md")
+    rp.add_argument("--out", default=None, help="also write table.{md,html,csv} and curves.png here")
+    rp.add_argument("--no-curves", action="store_true")
+    rp.add_argument("--no-log", action="store_true", help="do not log the report into the parent run")
+    rp.add_argument("--uri", default=None)
+    rp.set_defaults(fn=cmd_report)
+
+    an = sub.add_parser("analyze", help="interpolation lines, flatness and sample plots of finished runs")
+    asub = an.add_subparsers(dest="what", required=True)
+    ln = asub.add_parser("line", help="train loss and test error along (1 - t) w_A + t w_B, BN recalibrated")
+    ln.add_argument("run_a")
+    ln.add_argument("run_b")
+    ln.add_argument("--which-a", choices=["average", "backbone"], default="average")
+    ln.add_argument("--which-b", choices=["average", "backbone"], default="average")
+    ln.add_argument("--from", dest="t_from", type=float, default=-0.5)
+    ln.add_argument("--to", dest="t_to", type=float, default=1.5)
+    ln.add_argument("--points", type=int, default=21)
+    ln.add_argument("--train-batches", type=int, default=0, help="batches for the train loss (0 = all)")
+    fl = asub.add_parser("flatness", help="top Hessian eigenvalue, perturbation sharpness, sample spread")
+    fl.add_argument("run")
+    fl.add_argument("--which", choices=["average", "backbone"], default="average")
+    fl.add_argument("--batches", type=int, default=4)
+    fl.add_argument("--iters", type=int, default=50)
+    fl.add_argument("--rho", type=float, action="append", help="relative perturbation norm (repeatable)")
+    fl.add_argument("--directions", type=int, default=5)
+    fl.add_argument("--seed", type=int, default=0)
+    sm = asub.add_parser("samples", help="backbone TA at the start, each sample's TA and the average's (Figs 1, 2, 7)")
+    sm.add_argument("run")
+    for q in (ln, fl, sm):
+        q.add_argument("--uri", default=None)
+        q.add_argument("--no-log", action="store_true", help="do not log results into the run")
+    for q in (ln, fl):
+        q.add_argument("--device", default="auto")
+    for q in (ln, sm):
+        q.add_argument("--out", default=None, help="output folder (line) or PNG file (samples)")
+    an.set_defaults(fn=cmd_analyze)
 
     sub.add_parser("presets", help="list presets with a one-line description").set_defaults(fn=cmd_presets)
 
@@ -238,7 +388,7 @@ def _sigterm_as_interrupt(signum, frame):
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.cmd in ("run", "study"):
+    if args.cmd in ("run", "study", "resume"):
         import signal
 
         # SIGTERM (a launcher that died, a cluster scheduler) ends a run KILLED, like Ctrl-C.

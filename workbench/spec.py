@@ -137,6 +137,9 @@ class BudgetSpec(_Section):
     batch_size: int = Field(128, ge=1, description="Training batch size")
     eval_batch_size: int = Field(1000, ge=1, description="Evaluation batch size")
     eval_every: int = Field(1, ge=1, description="Evaluate the backbone every k epochs (and always at the end)")
+    checkpoint_every: int = Field(
+        0, ge=0, description="Save a resumable checkpoint every k epochs (0 = off); `workbench resume RUN_ID` continues"
+    )
 
 
 class TrackingSpec(_Section):
@@ -196,6 +199,8 @@ class RunSpec(_Section):
         from workbench.engine.plan import check_plan
 
         check_plan(self)
+        if self.budget.checkpoint_every and not self.tracking.enabled:
+            raise ValueError("budget.checkpoint_every: checkpoints belong to a tracked run; set tracking.enabled = true")
         return self
 
 

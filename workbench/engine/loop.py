@@ -60,6 +60,7 @@ def evaluate(task, model: nn.Module, split: str, autocast=contextlib.nullcontext
 class History:
     epochs: list[dict[str, float]] = field(default_factory=list)
     final: dict[str, float] = field(default_factory=dict)
+    initial: dict[str, float] = field(default_factory=dict)  # step 0, when averaging starts at once
 
 
 class Trainer:
@@ -205,10 +206,57 @@ class Trainer:
             return last or bool(every and (epoch - ema.start + 1) % every == 0)
         return False
 
+    # -- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a run needs to continue bit-exactly from the next epoch: weights,
+        optimizer, averager (sums, count, window), task and global RNG streams, history."""
+        cuda = self.task.device.type == "cuda"
+        return {
+            "epoch": len(self.history.epochs),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "average": self.avg.state_dict() if self.avg is not None else None,
+            "window_index": self.window_index,
+            "history": list(self.history.epochs),
+            "samples": list(self.samples),
+            "task": self.task.state_dict() if hasattr(self.task, "state_dict") else None,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.task.device) if cuda else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.avg is not None and state["average"] is not None:
+            self.avg.load_state_dict(state["average"])
+        self.window_index = state["window_index"]
+        self.history.epochs = list(state["history"])
+        self.samples = list(state["samples"])
+        if state["task"] is not None:
+            self.task.load_state_dict(state["task"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.task.device)
+        self._prepared = None
+
     # -- the run ----------------------------------------------------------------------
-    def fit(self) -> History:
+    def fit(self, checkpoint: Optional[Callable[[dict[str, Any]], None]] = None, every: int = 0) -> History:
+        """Train from the next epoch to the end. With ``checkpoint`` and ``every``, hand
+        a state dict to ``checkpoint`` after every ``every``-th epoch."""
         t_start = time.perf_counter()
-        for epoch in range(self.epochs):
+        first = len(self.history.epochs)
+        if first == 0 and self.plan.averaging_start == 0:
+            # Averaging from the first epoch (e.g. from a pretrained model): the backbone's
+            # accuracy at the averaging start is that of the initial weights, logged at step 0.
+            initial: dict[str, float] = {}
+            self._eval(self.model, "backbone", initial)
+            self.history.initial = initial
+            self.emit(Event("epoch", self.run_id, 0, {"metrics": initial, "epochs": self.epochs,
+                                                      "elapsed_s": 0.0, "eta_s": None}))
+        for epoch in range(first, self.epochs):
             t0 = time.perf_counter()
             window = self.plan.window_at(epoch)
             if window is not None and window.index != self.window_index:
@@ -231,8 +279,10 @@ class Trainer:
             elapsed = time.perf_counter() - t_start
             self.emit(Event("epoch", self.run_id, epoch + 1, {
                 "metrics": metrics, "epochs": self.epochs, "elapsed_s": elapsed,
-                "eta_s": elapsed / (epoch + 1) * (self.epochs - epoch - 1),
+                "eta_s": elapsed / (epoch + 1 - first) * (self.epochs - epoch - 1),
             }))
+            if checkpoint is not None and every and (epoch + 1) % every == 0 and epoch + 1 < self.epochs:
+                checkpoint(self.state_dict())
         self.history.final = self._final()
         return self.history
 

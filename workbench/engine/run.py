@@ -140,6 +140,59 @@ def run(
         from workbench.spec import apply_overrides, validate
 
         spec = validate(apply_overrides(spec.model_dump(mode="json", exclude_none=True), overrides))
+    return _execute(spec, sinks, parent_run_id=parent_run_id, tags=tags)
+
+
+def resume(run_id: str, *, sinks: Iterable[Sink] = (), uri: Optional[str] = None) -> RunResult:
+    """Continue a killed or failed run from its last checkpoint, in the same MLflow run.
+
+    The spec is the run's own ``spec.toml``; weights, optimizer, averager, RNG
+    streams and history come from the checkpoint, so the result is bit-identical
+    to an uninterrupted run on the same machine.
+    """
+    import tempfile
+
+    from workbench.presets import load_spec
+    from workbench.tracking.mlflow_sink import client_for
+
+    client, uri = client_for(uri)
+    try:
+        info = client.get_run(run_id).info
+    except Exception:
+        raise SpecError(f"resume: no run {run_id} in {uri}") from None
+    if info.status == "FINISHED":
+        raise SpecError(f"resume: run {run_id} already FINISHED")
+    path = checkpoint_path(uri, run_id)
+    if not path.exists():
+        raise SpecError(f"resume: no checkpoint for run {run_id} at {path} (runs checkpoint with budget.checkpoint_every)")
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = load_spec(client.download_artifacts(run_id, "spec.toml", tmp))
+    spec.tracking.uri = uri
+    return _execute(spec, sinks, resume_from=(run_id, path))
+
+
+def checkpoint_path(uri: str, run_id: str):
+    """``$WORKBENCH_CHECKPOINTS/<run id>.pt``, else beside the SQLite store."""
+    from pathlib import Path
+
+    from workbench.tracking.mlflow_sink import sqlite_path
+
+    root = os.environ.get("WORKBENCH_CHECKPOINTS")
+    if root:
+        return Path(root) / f"{run_id}.pt"
+    db = sqlite_path(uri)
+    return (db.parent if db is not None else Path(".")) / "checkpoints" / f"{run_id}.pt"
+
+
+def _save_atomically(state: dict, path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash mid-write never leaves a torn checkpoint
+
+
+def _execute(spec: RunSpec, sinks: Iterable[Sink], *, parent_run_id: Optional[str] = None,
+             tags: Optional[dict[str, str]] = None, resume_from: Optional[tuple[str, Any]] = None) -> RunResult:
     threads, why = resolve_threads(spec.threads)
     torch.set_num_threads(threads)
     device = resolve_device(spec.device)
@@ -162,10 +215,13 @@ def run(
         from workbench.tracking.mlflow_sink import MlflowTracker, run_tags
 
         tracker = MlflowTracker(spec.tracking)
-        run_id = tracker.start(spec, {**run_tags(spec, str(device), threads), **(tags or {})}, parent_run_id)
-        tracker.log_params({"resolved.threads": threads, "resolved.threads_reason": why,
-                            "resolved.device": str(device), "resolved.precision": precision,
-                            "resolved.channels_last": channels_last, "iters_per_epoch": task.iters_per_epoch})
+        if resume_from is not None:
+            run_id = tracker.attach(resume_from[0])
+        else:
+            run_id = tracker.start(spec, {**run_tags(spec, str(device), threads), **(tags or {})}, parent_run_id)
+            tracker.log_params({"resolved.threads": threads, "resolved.threads_reason": why,
+                                "resolved.device": str(device), "resolved.precision": precision,
+                                "resolved.channels_last": channels_last, "iters_per_epoch": task.iters_per_epoch})
 
     def send(event: Event) -> None:
         # Tracking is not a display: a failure to log fails the run.
@@ -176,14 +232,20 @@ def run(
     from workbench.engine.loop import Trainer
 
     trainer = Trainer(spec, task, model, send, run_id, precision=precision)
-    send(Event("start", run_id, 0, {
+    ckpt = None
+    if tracker is not None and spec.budget.checkpoint_every:
+        ckpt = checkpoint_path(tracker.uri, run_id)
+        tracker.set_tags({"checkpoint": str(ckpt)})
+    if resume_from is not None:
+        trainer.load_state_dict(torch.load(resume_from[1], map_location=device, weights_only=False))
+    send(Event("start", run_id, len(trainer.history.epochs), {
         "spec": spec.model_dump(mode="json"), "epochs": spec.budget.epochs, "threads": threads,
         "device": str(device), "windows": [w.__dict__ for w in trainer.plan.windows],
-        "tracking_uri": tracker.uri if tracker else None,
+        "tracking_uri": tracker.uri if tracker else None, "resumed": resume_from is not None,
         "experiment_id": tracker.experiment_id if tracker else None,
     }))
     try:
-        history = trainer.fit()
+        history = trainer.fit((lambda st: _save_atomically(st, ckpt)) if ckpt else None, spec.budget.checkpoint_every)
         avg_sd = trainer.average_state_dict()
         bb_sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if tracker is not None:
@@ -193,6 +255,8 @@ def run(
             if trainer.samples:
                 tracker.log_state_dicts({f"w{w:02d}_s{k:03d}": sd for w, k, sd in trainer.samples}, "samples")
             tracker.finish("FINISHED")
+        if ckpt is not None and ckpt.exists():
+            ckpt.unlink()  # finished: the weights are artifacts now
     except KeyboardInterrupt as err:
         if tracker is not None:
             tracker.fail(err, "KILLED")

@@ -273,6 +273,8 @@ class LocalLauncher:
             if event.kind == "start":
                 handle.epochs = event.data.get("epochs", handle.epochs)
                 handle.experiment_id = event.data.get("experiment_id")
+            elif event.kind == "epoch" and event.step == 0:  # the initial weights' evaluation
+                handle.metrics.update(event.data["metrics"])
             elif event.kind == "epoch":
                 handle.epoch = event.step
                 handle.metrics.update(event.data["metrics"])

@@ -112,6 +112,15 @@ class MlflowTracker:
         self.client.log_text(self.run_id, to_toml(spec), "spec.toml")
         return self.run_id
 
+    def attach(self, run_id: str) -> str:
+        """Continue logging into an existing run (resume): reopen it as RUNNING."""
+        run = self.client.get_run(run_id)
+        self.run_id = run_id
+        self.experiment_id = run.info.experiment_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, "resumed", "true")
+        return run_id
+
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
