@@ -27,6 +27,9 @@ Pitfalls:
   :func:`reload_plugins`, which first unregisters every plugin entry and drops
   the plugin's modules from ``sys.modules`` (a cached module would not run its
   decorators again).
+* An entry point inside a package that was imported before plugins loaded is
+  never dropped from ``sys.modules``, so a reload cannot re-run its decorators.
+* A folder named in ``WORKBENCH_PLUGINS`` that does not exist is listed as failed.
 * Tests that load their own plugins should do it inside :func:`isolated`, which
   restores the registries, :data:`STATUS` and ``sys.modules`` afterwards.
 """
@@ -100,14 +103,13 @@ def _purge_modules(prefix: str) -> None:
 def one_line_error(err: BaseException, roots: tuple[str, ...] = ()) -> str:
     """``Type: message (file:line)``: the message's first line, and the deepest
     traceback frame inside ``roots`` (the plugin's own files), if any."""
-    if isinstance(err, SyntaxError):  # its str already names file and line
-        text = f"{type(err).__name__}: {err.msg} ({Path(err.filename or '?').name}, line {err.lineno})"
-        return text
+    if isinstance(err, SyntaxError):  # no traceback frame in the file: the error names it
+        return f"{type(err).__name__}: {err.msg} ({Path(err.filename or '?').name}, line {err.lineno})"
     msg = str(err).strip().splitlines()
     text = f"{type(err).__name__}: {msg[0]}" if msg else type(err).__name__
     where = None
     for frame in traceback.extract_tb(err.__traceback__):
-        if any(frame.filename.startswith(r) for r in roots):
+        if any(frame.filename == r or frame.filename.startswith(r + os.sep) for r in roots):
             where = f"{Path(frame.filename).name}:{frame.lineno}"
     return f"{text} ({where})" if where else text
 
@@ -148,6 +150,7 @@ def _load_one(name: str, source: str, loader: Callable[[], None], *, module: str
 
 
 def _load_path(path: Path, mod_name: str) -> None:
+    path = path.resolve()  # absolute file names in tracebacks, so errors can say where
     target = path / "__init__.py" if path.is_dir() else path
     _purge_modules(mod_name)  # a stale copy would hide the decorators from a reload
     spec = importlib.util.spec_from_file_location(
@@ -180,6 +183,10 @@ def load_plugins() -> list[PluginStatus]:
         return STATUS
     _done = True
     for folder in plugin_dirs():
+        if not folder.is_dir() and "WORKBENCH_PLUGINS" in os.environ:  # a typo there should be visible
+            STATUS.append(PluginStatus(folder.name or str(folder), str(folder), False,
+                                       error=f"WORKBENCH_PLUGINS: {folder} is not a folder"))
+            continue
         for path in _folder_plugins(folder):
             name = path.stem
             mod = MODULE_PREFIX + name
@@ -192,7 +199,9 @@ def load_plugins() -> list[PluginStatus]:
         STATUS.append(PluginStatus("(entry points)", GROUP, False, error=one_line_error(err)))
         eps = []
     for ep in eps:
-        top = ep.value.split(":")[0].strip()
+        # The distribution's top-level package is what the plugin owns (and what a
+        # reload re-imports). find_spec on a top-level name imports nothing.
+        top = ep.value.split(":")[0].strip().split(".")[0]
         spec = _find_spec(top)
         origin = spec.origin if spec is not None and spec.origin else ""
         pkg_dir = str(Path(origin).parent) if origin.endswith("__init__.py") else ""
@@ -205,7 +214,7 @@ def load_plugins() -> list[PluginStatus]:
 def _find_spec(name: str):
     try:
         return importlib.util.find_spec(name)
-    except (ImportError, ValueError):
+    except Exception:  # noqa: BLE001 - a broken finder must not stop the app
         return None
 
 

@@ -110,7 +110,7 @@ def finish_text(data: TextData, spec, split_seed: int = 0) -> TextData:
     n = len(data.train)
     perm = torch.randperm(n, generator=g)
     if spec.val_fraction:
-        n_val = max(1, int(round(n * spec.val_fraction)))
+        n_val = max(1, round(n * spec.val_fraction))
         data = replace(data, val=data.train.take(perm[:n_val].sort().values),
                        train=data.train.take(perm[n_val:].sort().values))
         perm = torch.randperm(len(data.train), generator=g)

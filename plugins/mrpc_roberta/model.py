@@ -86,7 +86,7 @@ def roberta(info: DataInfo, *, name_or_path: str = "roberta-base", tiny: bool = 
         if _looks_like_path(name):
             path = Path(name).expanduser()
             if not path.is_dir():
-                raise ValueError(f"model.options.name_or_path: folder {path} does not exist")
+                raise ValueError(f"model.options.name_or_path: folder {name} does not exist ({path.resolve()})")
             name = str(path)
         try:
             model = tf.RobertaForSequenceClassification.from_pretrained(

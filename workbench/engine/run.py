@@ -98,7 +98,7 @@ def build_task(spec: RunSpec, device: torch.device):
     ds_entry = registry.DATASETS.get(spec.dataset.name)
     try:
         data = _call_with_options(ds_entry, spec.dataset, spec.dataset.options, "dataset.options")
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # missing or malformed data: bad input
         raise SpecError(str(err).splitlines()[0]) from None
     model_entry = registry.MODELS.get(spec.model.name)
     wants = model_entry.meta.get("task")
