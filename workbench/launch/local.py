@@ -174,9 +174,17 @@ class LocalLauncher:
                 self._publish(handle, Event("failed", handle.run_id, None, {"status": "KILLED", "error": "cancelled"}))
                 return
             proc = handle.proc
-        if proc is not None and proc.poll() is None:
+        if proc is not None:
+            self._interrupt(proc)
+        # else: being started right now; _start interrupts it as soon as it exists
+
+    def _interrupt(self, proc: subprocess.Popen) -> None:
+        """SIGINT (the child marks its run KILLED), then SIGKILL after the grace period."""
+        if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-            threading.Timer(self.grace_s, lambda: proc.poll() is None and proc.kill()).start()
+            timer = threading.Timer(self.grace_s, lambda: proc.poll() is None and proc.kill())
+            timer.daemon = True
+            timer.start()
 
     def running(self) -> list[RunHandle]:
         with self._lock:
@@ -244,6 +252,8 @@ class LocalLauncher:
         except OSError as err:
             self._finish(handle, 1, f"could not start: {err}")
             return
+        if handle.cancel_requested:  # cancelled between scheduling and the process existing
+            self._interrupt(handle.proc)
         self._publish(handle, Event("launched", None, 0, {"pid": handle.proc.pid}))
         threading.Thread(target=self._drain_stderr, args=(handle,), daemon=True).start()
         threading.Thread(target=self._read, args=(handle,), daemon=True).start()
