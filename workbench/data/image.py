@@ -8,7 +8,8 @@ there (no DataLoader workers).
 
 CIFAR is read from the official python-pickle batches (``cifar-10-batches-py/``,
 ``cifar-100-python/``) under the data root; torchvision is used only to
-download, and only when ``dataset.download`` is true.
+download, and only when ``dataset.download`` is true. ImageNet is too big to
+hold on a device: it streams from an image folder (:mod:`workbench.data.imagenet`).
 """
 from __future__ import annotations
 
@@ -105,13 +106,21 @@ def synthetic(
     size: int = 16,
     noise: float = 1.0,
     uint8: bool = False,
+    normalize: str = "data",
     data_seed: int = 0,
     split_seed: int = 0,
 ) -> ImageData:
     """Class prototypes plus Gaussian noise. ``uint8=True`` quantises the images to
     0..255 (value = 128 + 32 x, clipped) and gives them CIFAR's treatment: scale 255,
     per-channel normalisation and the pad-4 crop + flip augmentation, so a smoke run
-    takes exactly the device-resident uint8 path that CIFAR takes, without the files."""
+    takes exactly the device-resident uint8 path that CIFAR takes, without the files.
+    ``normalize`` (uint8 only): the data's own channel statistics, or CIFAR's or
+    ImageNet's constants as the CIFAR loaders offer (so a study's cells that set
+    ``dataset.options.normalize`` for CIFAR also run on this stand-in)."""
+    if normalize not in ("data", "cifar", "imagenet"):
+        raise ValueError(f"dataset.options.normalize: expected 'data', 'cifar' or 'imagenet', got {normalize!r}")
+    if normalize != "data" and not (uint8 and channels == 3):
+        raise ValueError("dataset.options.normalize: 'cifar' and 'imagenet' need uint8 = true and 3 channels")
     g = torch.Generator().manual_seed(data_seed)
     protos = torch.randn(num_classes, channels, size, size, generator=g)
 
@@ -126,7 +135,8 @@ def synthetic(
     xte, yte = draw(n_test)
     info = DataInfo("image", num_classes, (channels, size, size))
     if uint8:
-        mean, std = _channel_stats(xtr.float() / 255.0)
+        consts = {"cifar": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+        mean, std = consts[normalize] if normalize in consts else _channel_stats(xtr.float() / 255.0)
         data = ImageData(info, xtr, ytr, xte, yte, mean, std, scale=255.0, augment="crop_flip")
     else:
         data = ImageData(info, xtr, ytr, xte, yte, (0.0,) * channels, (1.0,) * channels)
@@ -136,9 +146,12 @@ def synthetic(
 # ----------------------------------------------------------------------------- CIFAR
 
 _CIFAR = {
-    "cifar10": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)], test=["test_batch"], key=b"labels", classes=10, tv="CIFAR10"),
-    "cifar100": dict(folder="cifar-100-python", train=["train"], test=["test"], key=b"fine_labels", classes=100, tv="CIFAR100"),
+    "cifar10": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)], test=["test_batch"],
+                    key=b"labels", meta="batches.meta", names=b"label_names", classes=10, tv="CIFAR10"),
+    "cifar100": dict(folder="cifar-100-python", train=["train"], test=["test"],
+                     key=b"fine_labels", meta="meta", names=b"fine_label_names", classes=100, tv="CIFAR100"),
 }
+_CIFAR_PIXELS = 3 * 32 * 32
 
 
 def _find_cifar(root: Path, name: str) -> Optional[Path]:
@@ -149,22 +162,60 @@ def _find_cifar(root: Path, name: str) -> Optional[Path]:
     return None
 
 
+def _unpickle(path: Path) -> dict:
+    if not path.exists():
+        raise DataNotFound(
+            f"dataset.root: missing CIFAR file {path} (the folder is incomplete: copy the file there, "
+            f"or delete the folder and pass --set dataset.download=true)"
+        )
+    with open(path, "rb") as fh:
+        return pickle.load(fh, encoding="bytes")
+
+
 def read_cifar_batches(folder: Path, files: list[str], key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Read python-pickle CIFAR batches: (N, 3, 32, 32) uint8 images and int64 labels."""
-    xs, ys = [], []
-    for f in files:
-        path = folder / f
-        if not path.exists():
-            raise DataNotFound(f"dataset.root: missing CIFAR file {path}")
-        with open(path, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
-        xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(d[key], dtype=np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
+    """Read python-pickle CIFAR batches: (N, 3, 32, 32) uint8 images and int64 labels.
+
+    Each batch is a dict with ``b"data"`` (N x 3072 uint8, channel-major rows: 1024 red,
+    1024 green, 1024 blue values, each plane row by row) and the label list under ``key``.
+    The images are copied once, into one preallocated array.
+    """
+    batches = [_unpickle(folder / f) for f in files]
+    sizes = []
+    for f, d in zip(files, batches):
+        data = np.asarray(d[b"data"])
+        if data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS or len(d[key]) != data.shape[0]:
+            raise ValueError(f"dataset.root: {folder / f} is not a CIFAR batch (data shape {data.shape})")
+        sizes.append(data.shape[0])
+    x = np.empty((sum(sizes), _CIFAR_PIXELS), dtype=np.uint8)
+    y = np.empty(sum(sizes), dtype=np.int64)
+    at = 0
+    for d, n in zip(batches, sizes):
+        x[at : at + n] = d[b"data"]
+        y[at : at + n] = d[key]
+        at += n
+    return x.reshape(-1, 3, 32, 32), y
+
+
+def _label_names(folder: Path, meta: dict) -> list[str]:
+    """Class names from the batches' meta file, or [] where it is absent (names are cosmetic)."""
+    path = folder / meta["meta"]
+    if not path.exists():
+        return []
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in _unpickle(path).get(meta["names"], [])]
 
 
 def load_cifar(spec, name: str, normalize: str = "cifar", split_seed: int = 0) -> ImageData:
+    """CIFAR-10/100 from ``<root>/<folder>/`` or ``<root>/<name>/<folder>/``.
+
+    Images stay uint8 (50k x 3 x 32 x 32 = 150 MB); the task moves them to the device
+    once and augments and normalises there. ``normalize``: ``cifar`` statistics (the
+    reference's PreResNet / WRN runs) or ``imagenet`` ones (the reference's VGG runs).
+    Missing files raise :class:`DataNotFound` naming the root and ``dataset.download``;
+    nothing is fetched unless ``dataset.download`` is true.
+    """
     meta = _CIFAR[name]
+    if normalize not in ("cifar", "imagenet"):
+        raise ValueError(f"dataset.options.normalize: expected 'cifar' or 'imagenet', got {normalize!r}")
     root = data_root(spec.root)
     folder = _find_cifar(root, name)
     if folder is None and spec.download:
@@ -179,10 +230,8 @@ def load_cifar(spec, name: str, normalize: str = "cifar", split_seed: int = 0) -
         )
     xtr, ytr = read_cifar_batches(folder, meta["train"], meta["key"])
     xte, yte = read_cifar_batches(folder, meta["test"], meta["key"])
-    if normalize not in ("cifar", "imagenet"):
-        raise ValueError(f"dataset.options.normalize: expected 'cifar' or 'imagenet', got {normalize!r}")
     mean, std = (CIFAR10_MEAN, CIFAR10_STD) if normalize == "cifar" else (IMAGENET_MEAN, IMAGENET_STD)
-    info = DataInfo("image", meta["classes"], (3, 32, 32))
+    info = DataInfo("image", meta["classes"], (3, 32, 32), extra={"classes": _label_names(folder, meta)})
     data = ImageData(
         info,
         torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte), torch.from_numpy(yte),

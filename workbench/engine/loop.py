@@ -237,9 +237,9 @@ class Trainer:
         self.samples = list(state["samples"])
         if state["task"] is not None:
             self.task.load_state_dict(state["task"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())  # map_location may have moved it; RNG states live on the host
         if state["cuda_rng"] is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], self.task.device)
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.task.device)
         self._prepared = None
 
     # -- the run ----------------------------------------------------------------------

@@ -202,6 +202,8 @@ def _execute(spec: RunSpec, sinks: Iterable[Sink], *, parent_run_id: Optional[st
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: autotuned conv kernels
     seed_everything(spec.seed)
     task, model = build_task(spec, device)
     if channels_last and hasattr(task, "channels_last"):

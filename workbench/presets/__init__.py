@@ -16,7 +16,7 @@ from typing import Any, Optional
 from workbench.spec import RunSpec, SpecError, apply_overrides, validate
 
 HERE = Path(__file__).parent
-_META_KEYS = ("scales", "grid", "study")
+_META_KEYS = ("scales", "grid", "study", "cases")
 
 
 def preset_names() -> list[str]:
@@ -80,7 +80,9 @@ def resolve_dict(data: dict[str, Any], overrides: Optional[list[str] | dict] = N
     if scale:
         if scale not in table and scale != "paper":
             raise SpecError(f"scale: preset has no scale {scale!r}; choose one of: {', '.join(sorted(table)) or 'none'}")
-        data = apply_overrides(data, table.get(scale, {}))
+        # "grid.<field>" / "study.<key>" entries shape a study (launch/study.py), not a run
+        entries = {k: v for k, v in table.get(scale, {}).items() if not k.startswith(("grid.", "study."))}
+        data = apply_overrides(data, entries)
     if overrides:
         data = apply_overrides(data, overrides)
     return data
