@@ -46,13 +46,24 @@ def test_overrides_parse_toml_values_and_win_over_the_preset():
         apply_overrides({}, ["budget.epochs"])
 
 
-def test_every_preset_validates_at_each_of_its_scales():
+def test_every_preset_validates_at_each_of_its_scales_as_a_run_and_as_a_study():
+    from workbench.launch.study import load_study
+
     for name in preset_names():
         data = read_preset(name)
         assert data.get("description"), f"{name} needs a one-line description"
         load_spec(name)
+        load_study(name)  # every cell of its grid, factory options included
         for scale in data.get("scales", {}):
             load_spec(name, scale=scale)
+            load_study(name, scale=scale)
+
+
+def test_unknown_factory_options_fail_at_validation():
+    with pytest.raises(SpecError, match=r"^model\.options\.widht: unknown option of toy_cnn; options: channels1"):
+        validate({"model": {"name": "toy_cnn", "options": {"widht": 2}}})
+    with pytest.raises(SpecError, match=r"^dataset\.options\.n_train: unknown option of digits"):
+        validate({"dataset": {"name": "digits", "options": {"n_train": 2}}})
 
 
 def test_scale_tables_and_extends():

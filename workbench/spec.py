@@ -199,9 +199,25 @@ class RunSpec(_Section):
         from workbench.engine.plan import check_plan
 
         check_plan(self)
+        _check_options(registry.MODELS, self.model.name, self.model.options, "model.options")
+        _check_options(registry.DATASETS, self.dataset.name, self.dataset.options, "dataset.options")
         if self.budget.checkpoint_every and not self.tracking.enabled:
             raise ValueError("budget.checkpoint_every: checkpoints belong to a tracked run; set tracking.enabled = true")
         return self
+
+
+def _check_options(reg: registry.Registry, name: str, options: dict[str, Any], field: str) -> None:
+    """Options must be keywords of the registered factory (so a typo fails before a run)."""
+    import inspect
+
+    entry = reg.get(name)
+    params = inspect.signature(entry.obj).parameters.values()
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    known = entry.options()
+    for key in options:
+        if key not in known:
+            raise ValueError(f"{field}.{key}: unknown option of {name}; options: {', '.join(known) or 'none'}")
 
 
 # ----------------------------------------------------------------------------- errors
