@@ -14,12 +14,12 @@ fi
 export PYTHONUNBUFFERED=1
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 echo "== pytest (GPU-marked and image task tests)"
-timeout 180 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_image_task.py 2>&1 | tee "$OUT/pytest.log" | tail -15
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_image_task.py 2>&1 | tee "$OUT/pytest.log" | tail -15
 echo "== averaging update on CUDA"
-timeout 120 python3 bench/averaging.py --device cuda --repeats 20 2>&1 | tee "$OUT/averaging_cuda.log"
-echo "== image presets on CUDA"
-timeout 200 python3 bench/gpu_image_checks.py 2>&1 | tee "$OUT/image_checks.log"
+timeout 60 python3 bench/averaging.py --device cuda --repeats 20 2>&1 | tee "$OUT/averaging_cuda.log"
 echo "== one epoch: fast path vs DataLoader"
-timeout 240 python3 bench/gpu_epoch.py 2>&1 | tee "$OUT/gpu_epoch.log"
+timeout 200 python3 bench/gpu_epoch.py 2>&1 | tee "$OUT/gpu_epoch.log"
+echo "== image presets on CUDA"
+timeout 120 python3 bench/gpu_image_checks.py 2>&1 | tee "$OUT/image_checks.log"
 echo "== with torch.compile"
-timeout 200 python3 bench/gpu_epoch.py --compile --models vgg16,wrn28_10 2>&1 | tee "$OUT/gpu_epoch_compile.log"
+timeout 150 python3 bench/gpu_epoch.py --compile --models vgg16,wrn28_10 2>&1 | tee "$OUT/gpu_epoch_compile.log"
