@@ -210,6 +210,7 @@ def _check_options(reg: registry.Registry, name: str, options: dict[str, Any], f
     """Options must be keywords of the registered factory (so a typo fails before a run)."""
     import inspect
 
+    registry.load_builtins()
     entry = reg.get(name)
     params = inspect.signature(entry.obj).parameters.values()
     if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):

@@ -270,7 +270,7 @@ class Trainer:
                 metrics["window"] = float(window.index + 1)
             if self.avg is not None and (window is not None or self.plan.ema is not None) and self.avg.n:
                 metrics["average/n_samples"] = float(self.avg.n)
-            if self._average_eval_due(epoch, window):
+            if self.avg is not None and self.avg.n and self._average_eval_due(epoch, window):
                 self._eval(self.prepare_average(), "average", metrics)
             if window is not None and window.restart and epoch == window.end - 1:
                 self.restart()

@@ -9,11 +9,12 @@ ignored. A model is called as ``model(x, edge_index)`` and returns logits for ev
 Evaluation reuses one forward for every split: ``val`` and ``test`` are rows of the same
 logits, so the task memoises the eval-mode, no-grad output of a model and returns it for the
 next split. The memo is dropped whenever the first evaluation split, training or BN batches
-are asked for, and it is keyed on the model's parameter and buffer tensors (held, so their
-identities stay unique) and their in-place version counters, which every optimizer step,
-weight copy or BN update bumps. Pitfall: writes through ``tensor.data`` do not bump the
-counter; code that edits weights that way and then evaluates a later split alone (without the
-first) would see the old logits. The engine never does. Training forwards are never memoised.
+are asked for, and it is keyed on the model object (held, so its identity stays unique) and
+the in-place version counters of its parameters and buffers, which every optimizer step,
+weight copy or BN update bumps. Pitfalls: writes through ``tensor.data`` do not bump the
+counter, and replacing a parameter object is not looked for; code that changes weights that
+way between two splits' evaluations would see the old logits. The engine never does (it
+evaluates every split of a model back to back). Training forwards are never memoised.
 
 Randomness: full batch has nothing to shuffle; dropout draws from the global torch RNG as in
 every task. The task still owns its generators (``state_dict``) for the uniform contract.
@@ -32,8 +33,9 @@ from workbench.registry import TASKS
 class NodeBatch(NamedTuple):
     x: torch.Tensor  # (N, F)
     edge_index: torch.Tensor  # (2, E)
-    y: torch.Tensor  # (N,)
+    y: torch.Tensor  # (N,) labels of every node
     index: torch.Tensor  # nodes that count (device, int64)
+    target: torch.Tensor  # y[index], gathered once
     n: int  # index.numel(), known on the host
 
 
@@ -48,15 +50,16 @@ class NodeTask:
         self.edge_index = g.edge_index.to(device)
         self.y = g.y.to(device)
         self.splits = {k: v.to(device) for k, v in data.splits.items()}
+        self.targets = {k: self.y[v] for k, v in self.splits.items()}
         self.sizes = {k: int(v.numel()) for k, v in data.splits.items()}
         self.eval_splits = tuple(s for s in ("val", "test") if s in self.splits)
         self.iters_per_epoch = 1
         self.gen = torch.Generator().manual_seed(seed)
         self.bn_gen = torch.Generator().manual_seed(seed + 7919)
-        self._memo: Optional[tuple[list, tuple, torch.Tensor]] = None  # (tensors, versions, logits)
+        self._memo: Optional[tuple] = None  # (model, its tensors, their versions, eval logits)
 
     def batch(self, split: str) -> NodeBatch:
-        return NodeBatch(self.x, self.edge_index, self.y, self.splits[split], self.sizes[split])
+        return NodeBatch(self.x, self.edge_index, self.y, self.splits[split], self.targets[split], self.sizes[split])
 
     # -- batches -----------------------------------------------------------------
     def train_batches(self, epoch: int):
@@ -79,19 +82,16 @@ class NodeTask:
     def _logits(self, model, batch: NodeBatch) -> torch.Tensor:
         if model.training or torch.is_grad_enabled():
             return self.forward(model, batch)
-        tensors = list(model.state_dict(keep_vars=True).values())
-        versions = tuple(t._version for t in tensors)
         memo = self._memo
-        if (memo is None or len(memo[0]) != len(tensors) or memo[1] != versions
-                or any(a is not b for a, b in zip(memo[0], tensors))):
-            memo = self._memo = (tensors, versions, self.forward(model, batch))
-        return memo[2]
+        if memo is None or memo[0] is not model or memo[2] != tuple(t._version for t in memo[1]):
+            tensors = [*model.parameters(), *model.buffers()]
+            memo = self._memo = (model, tensors, tuple(t._version for t in tensors), self.forward(model, batch))
+        return memo[3]
 
     def loss(self, model, batch: NodeBatch):
         logits = self._logits(model, batch)[batch.index]
-        y = batch.y[batch.index]
-        loss = F.cross_entropy(logits, y)
-        correct = (logits.argmax(1) == y).sum()
+        loss = F.cross_entropy(logits, batch.target)
+        correct = (logits.argmax(1) == batch.target).sum()
         return loss, correct, batch.n
 
     # -- state (for resume) ------------------------------------------------------
