@@ -1,10 +1,10 @@
-# `make run`: the offline default; `make test`: the test suite. Both set up .venv first.
+# `make run`: the terminal app on the offline default; `make test`: the test suite. Both set up .venv first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench ui clean-venv
+.PHONY: run quickstart test bench ui clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(VENV)/bin/workbench tui --preset quickstart
+
+quickstart: $(STAMP)
 	$(VENV)/bin/workbench run quickstart
 	@echo "Review it in the MLflow UI:  $(VENV)/bin/workbench ui   (http://127.0.0.1:5000)"
 

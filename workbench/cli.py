@@ -226,6 +226,12 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_tui(args) -> int:
+    from workbench.tui import main as tui_main
+
+    return tui_main(args=args)
+
+
 def cmd_presets(args) -> int:
     from workbench.presets import describe, preset_names
 
@@ -363,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     for q in (ln, sm):
         q.add_argument("--out", default=None, help="output folder (line) or PNG file (samples)")
     an.set_defaults(fn=cmd_analyze)
+
+    from workbench.tui import add_arguments as tui_arguments  # torch-free, Textual-free
+
+    tu = sub.add_parser("tui", help="the terminal app: launch, watch and compare runs")
+    tui_arguments(tu)
+    tu.set_defaults(fn=cmd_tui)
 
     sub.add_parser("presets", help="list presets with a one-line description").set_defaults(fn=cmd_presets)
 

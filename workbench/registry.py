@@ -14,6 +14,7 @@ enumerate every registry, so a new entry is exercised automatically.
 from __future__ import annotations
 
 import inspect
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -110,15 +111,29 @@ BUILTIN_MODULES = (
     "workbench.tasks.graph",
 )
 
-_loaded = False
+_loaded = False  # every built-in module and plugin imported
+_started = False
+_loading = threading.RLock()
 
 
 def load_builtins() -> None:
-    """Import the built-in modules, then the plugins (idempotent)."""
-    global _loaded
+    """Import the built-in modules, then the plugins (idempotent and thread-safe: a second
+    thread waits until the first has finished instead of seeing half-filled registries,
+    e.g. the terminal app validating a form while a worker loads the schema)."""
+    global _loaded, _started
     if _loaded:
         return
-    _loaded = True
+    with _loading:
+        if _loaded or _started:  # _started: a re-entrant call from the importing thread
+            return
+        _started = True
+        try:
+            _import_builtins()
+        finally:
+            _loaded = True
+
+
+def _import_builtins() -> None:
     from importlib import import_module
     from importlib.util import find_spec
 

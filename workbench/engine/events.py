@@ -45,7 +45,10 @@ class Emitter:
                 sink(event)
             except Exception as err:  # a display must never kill a run
                 self._broken.add(i)
-                print(f"workbench: event sink {sink!r} failed and was disabled: {err}", file=sys.stderr)
+                try:
+                    print(f"workbench: event sink {sink!r} failed and was disabled: {err}", file=sys.stderr)
+                except OSError:  # stderr is gone too (the launcher exited): carry on silently
+                    pass
 
 
 class JsonLinesSink:
@@ -55,5 +58,12 @@ class JsonLinesSink:
         self.stream = stream
 
     def __call__(self, event: Event) -> None:
-        self.stream.write(event.to_json() + "\n")
-        self.stream.flush()
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(event.to_json() + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            # The reader (a launcher that let its runs outlive it) has gone: the run goes
+            # on, MLflow still records everything.
+            self.stream = None

@@ -98,13 +98,17 @@ def visible_gpus() -> list[int]:
 class LocalLauncher:
     def __init__(self, workers: Optional[int] = None, gpus: Optional[list[int]] = None,
                  python: str = sys.executable, cwd: Optional[str] = None, grace_s: float = 10.0,
-                 env: Optional[dict[str, str]] = None):
+                 env: Optional[dict[str, str]] = None, outlive: bool = False):
+        """``outlive``: children finish on their own when this process ends (the terminal
+        app's "leave them running"); by default they die with it (a resumed study never
+        races an orphan)."""
         self.gpus = visible_gpus() if gpus is None else gpus
         self.workers = workers or default_workers(self.gpus)
         self.python = python
         self.cwd = cwd
         self.grace_s = grace_s
         self.env = env or {}
+        self.outlive = outlive
         self.handles: list[RunHandle] = []
         self._callbacks: list[Callback] = []
         self._queues: list[queue.Queue] = []
@@ -248,7 +252,7 @@ class LocalLauncher:
             # (they end KILLED), so a resumed study never races an orphan.
             handle.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                            cwd=self.cwd, env=env, start_new_session=True,
-                                           preexec_fn=_die_with_parent)
+                                           preexec_fn=None if self.outlive else _die_with_parent)
         except OSError as err:
             self._finish(handle, 1, f"could not start: {err}")
             return

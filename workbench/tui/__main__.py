@@ -1,0 +1,5 @@
+import sys
+
+from workbench.tui import main
+
+sys.exit(main())

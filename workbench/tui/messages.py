@@ -1,0 +1,51 @@
+"""Messages that cross widget boundaries (posted up; thread-safe via ``post_message``)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from textual.message import Message
+
+
+class RunUpdated(Message):
+    """The launcher reported an event for one of this session's runs (posted from a
+    launcher thread to the app)."""
+
+    def __init__(self, handle: Any, kind: str) -> None:
+        super().__init__()
+        self.handle = handle
+        self.kind = kind
+
+
+class StoreRunsFound(Message):
+    """Runs the store reports RUNNING that this session did not start (with histories)."""
+
+    def __init__(self, records: list[dict], histories: dict[str, list[dict]]) -> None:
+        super().__init__()
+        self.records = records
+        self.histories = histories
+
+
+class OpenRun(Message):
+    """Ask the app to show a run's detail screen: a session row key or a store run id."""
+
+    def __init__(self, key: Optional[str] = None, run_id: Optional[str] = None) -> None:
+        super().__init__()
+        self.key = key
+        self.run_id = run_id
+
+
+class ShowLink(Message):
+    """Ask the app to show (and, with a browser, open) an MLflow UI deep link."""
+
+    def __init__(self, url: str, what: str) -> None:
+        super().__init__()
+        self.url = url
+        self.what = what
+
+
+class CancelRun(Message):
+    """Ask the app to cancel one of this session's runs (by row key)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
