@@ -1,6 +1,5 @@
 """GPU checks (skipped without CUDA): bf16 runs keep fp32 averages, and the averaging
 update and the training step loop do not synchronise with the host per step."""
-import warnings
 
 import pytest
 import torch
@@ -8,19 +7,11 @@ import torch
 import workbench
 from workbench.engine.averaging import WeightAverage
 
+from gpu_util import count_syncs  # tests/gpu_util.py
+
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
-def count_syncs(fn) -> int:
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("warn")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fn()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def test_averaging_update_never_syncs_with_the_host():

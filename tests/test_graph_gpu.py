@@ -1,6 +1,5 @@
 """Graph tasks on a CUDA device (skipped without one): every GNN trains through the engine
 there, batches are built on the device, and host synchronisations are bounded."""
-import warnings
 
 import pytest
 import torch
@@ -12,21 +11,13 @@ from workbench.spec import DatasetSpec
 from workbench.tasks.graph import GraphTask
 from workbench.tasks.node import NodeTask
 
+from gpu_util import count_syncs  # tests/gpu_util.py
+
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 load_builtins()
 CUDA = torch.device("cuda")
 
 
-def count_syncs(fn) -> int:
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("warn")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fn()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 @pytest.mark.parametrize("name", ["gcn", "graphsage", "gat", "gin", "sagpool", "mincutpool"])

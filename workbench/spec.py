@@ -285,9 +285,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
     import copy
 
     out = copy.deepcopy(data)
-    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    if isinstance(overrides, dict):  # values already typed (scale tables, study cells)
+        items = overrides.items()
+    else:  # command-line strings: parse each value as TOML
+        items = [(k, parse_value(v)) for k, v in map(_split, overrides)]
     for key, value in items:
-        set_path(out, key, parse_value(value) if isinstance(value, str) and not isinstance(overrides, dict) else value)
+        set_path(out, key, value)
     return out
 
 

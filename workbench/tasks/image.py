@@ -88,6 +88,14 @@ class _Classifier:
     mean: torch.Tensor
     std: torch.Tensor
 
+    def _init_common(self, data, device, batch_size: int, eval_batch_size: int, channels_last: bool) -> None:
+        self.info = data.info
+        self.device = torch.device(device)
+        self.data = data
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.channels_last = channels_last
+
     def _set_norm(self, mean, std, scale: float) -> None:
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
@@ -120,12 +128,7 @@ class ImageTask(_Classifier):
 
     def __init__(self, data: ImageData, *, device: torch.device, batch_size: int, eval_batch_size: int, seed: int,
                  channels_last: bool = False):
-        self.info = data.info
-        self.device = torch.device(device)
-        self.data = data
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.channels_last = channels_last
+        self._init_common(data, device, batch_size, eval_batch_size, channels_last)
         self.augment = data.augment == "crop_flip"
         self.pad = data.pad
         self.size = tuple(data.train_x.shape[-2:])
@@ -245,12 +248,7 @@ class FolderImageTask(_Classifier):
 
     def __init__(self, data, *, device: torch.device, batch_size: int, eval_batch_size: int, seed: int,
                  channels_last: bool = False):
-        self.info = data.info
-        self.device = torch.device(device)
-        self.data = data
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.channels_last = channels_last
+        self._init_common(data, device, batch_size, eval_batch_size, channels_last)
         self.workers = data.workers
         self.splits = {"test": data.test}
         if data.val is not None:
