@@ -205,6 +205,16 @@ def test_node_evaluation_reuses_one_forward_until_the_weights_change():
     assert len(calls) == 4 and val[1] >= 0
 
 
+def test_class_major_cross_entropy_equals_cross_entropy():
+    from workbench.tasks.node import class_major_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    for rows, classes, scale in [(1000, 7, 1.0), (37, 3, 80.0), (5, 40, 1e-3)]:
+        logits = torch.randn(rows, classes, generator=g) * scale
+        target = torch.randint(0, classes, (rows,), generator=g)
+        assert torch.allclose(class_major_cross_entropy(logits, target), F.cross_entropy(logits, target), rtol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["gcn", "graphsage", "gat"])
 def test_sparse_input_path_computes_the_same_function(name):
     data = DATASETS.get("synthetic_nodes").obj(DatasetSpec(name="synthetic_nodes"), num_nodes=300,

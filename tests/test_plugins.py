@@ -246,3 +246,30 @@ def test_repository_plugins_and_their_presets(monkeypatch):
         assert plugins.module("mrpc_roberta").__name__ == "workbench_plugin_mrpc_roberta"
         with pytest.raises(KeyError, match="plugin 'nope' is not loaded"):
             plugins.module("nope")
+
+
+def test_plugin_presets_run_by_name_and_are_listed(plugin_dir, capsys):
+    from workbench.presets import load_spec, preset_names
+
+    pkg = plugin_dir / "tmp_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(GOOD)
+    (pkg / "tmp_digits.toml").write_text(textwrap.dedent('''\
+        description = "a plugin preset"
+        extends = "quickstart"
+        [model]
+        name = "tmp_mlp"
+        [scales.smoke]
+        "budget.epochs" = 3
+        '''))
+    (pkg / "quickstart.toml").write_text('description = "shadowed"\n')
+    plugins.reload_plugins()
+    spec = load_spec("tmp_digits", scale="smoke")  # by name, extending a built-in preset
+    assert spec.model.name == "tmp_mlp" and spec.budget.epochs == 3 and spec.preset == "tmp_digits"
+    assert load_spec("quickstart").model.name != "tmp_mlp"  # a built-in name wins
+    assert "tmp_digits" in preset_names()
+    assert cli.main(["presets"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("tmp_digits"))
+    assert line.split(None, 1)[1] == "[plugin tmp_pkg] a plugin preset"
+    with pytest.raises(SpecError, match="unknown preset 'nope'"):
+        load_spec("nope")

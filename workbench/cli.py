@@ -233,12 +233,14 @@ def cmd_tui(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from workbench.presets import describe, preset_names
+    from workbench.presets import describe, plugin_presets, preset_names
 
-    names = preset_names()
+    names = preset_names(load_plugins=True)
+    from_plugins = plugin_presets()
     width = max(map(len, names))
     for name in names:
-        print(f"{name:<{width}}  {describe(name)}")
+        origin = f"[plugin {from_plugins[name].parent.name}] " if name in from_plugins else ""
+        print(f"{name:<{width}}  {origin}{describe(name)}")
     return 0
 
 

@@ -37,23 +37,48 @@ def make_optimizer(spec, model: nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
 
 
+class _Sums:
+    """Loss and correct-prediction sums over batches. On an accelerator they stay on the
+    device and are read once at the end (no host sync per batch); on a CPU a read costs
+    nothing, so they are Python numbers (four fewer tiny tensor ops per batch, which is
+    measurable on full-batch graph epochs of a few milliseconds)."""
+
+    def __init__(self, device: torch.device):
+        self.host = device.type == "cpu"
+        self.count = 0
+        if self.host:
+            self.loss, self.correct = 0.0, 0
+        else:
+            self.loss = torch.zeros((), dtype=torch.float64, device=device)
+            self.correct = torch.zeros((), dtype=torch.int64, device=device)
+
+    def add(self, loss: torch.Tensor, correct, n: int) -> None:
+        if self.host:
+            self.loss += float(loss) * n
+            self.correct += int(correct)
+        else:
+            self.loss += loss.detach().double() * n
+            self.correct += correct
+        self.count += n
+
+    def means(self) -> tuple[float, float]:
+        """(mean loss, accuracy in %); the one host read on an accelerator."""
+        loss, correct = (self.loss, self.correct) if self.host else (self.loss.item(), self.correct.item())
+        return loss / max(self.count, 1), 100.0 * correct / max(self.count, 1)
+
+
 @torch.no_grad()
 def evaluate(task, model: nn.Module, split: str, autocast=contextlib.nullcontext) -> tuple[float, float]:
     """(mean loss, accuracy in %) of ``model`` on a split; one host read at the end."""
     was = model.training
     model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=task.device)
-    correct = torch.zeros((), dtype=torch.int64, device=task.device)
-    count = 0
+    sums = _Sums(task.device)
     for batch in task.eval_batches(split):
         with autocast():
             loss, c, n = task.loss(model, batch)
-        loss_sum += loss.double() * n
-        correct += c
-        count += n
+        sums.add(loss, c, n)
     model.train(was)
-    loss_v, correct_v = loss_sum.item(), correct.item()  # the one host sync
-    return loss_v / max(count, 1), 100.0 * correct_v / max(count, 1)
+    return sums.means()
 
 
 @dataclass
@@ -104,10 +129,7 @@ class Trainer:
     def _train_epoch(self, epoch: int, window: Optional[Window]) -> dict[str, float]:
         model, opt, task = self.model, self.opt, self.task
         model.train()
-        dev = task.device
-        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-        correct = torch.zeros((), dtype=torch.int64, device=dev)
-        count = 0
+        sums = _Sums(task.device)
         new_samples = 0
         it = epoch * self.ipe
         lr = None
@@ -128,9 +150,7 @@ class Trainer:
             else:
                 loss.backward()
                 opt.step()
-            loss_sum += loss.detach().double() * n
-            correct += c
-            count += n
+            sums.add(loss, c, n)
             it += 1
             if window is not None and self.plan.cycle and (it - window.start * self.ipe) % self.plan.cycle == 0:
                 self._sample(window)
@@ -141,10 +161,11 @@ class Trainer:
         if window is not None and not self.plan.cycle:
             self._sample(window)  # one sample per epoch: the weights after the epoch's last step
             new_samples += 1
+        train_loss, train_acc = sums.means()  # host sync, once per epoch
         out = {
             "lr": float(lr if lr is not None else self.lr_at(epoch * self.ipe)),
-            "backbone/train_loss": loss_sum.item() / max(count, 1),  # host sync, once per epoch
-            "backbone/train_acc": 100.0 * correct.item() / max(count, 1),
+            "backbone/train_loss": train_loss,
+            "backbone/train_acc": train_acc,
         }
         if window is not None or (ema is not None and epoch >= ema.start):
             out["average/new_samples"] = float(new_samples)

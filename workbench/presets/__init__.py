@@ -6,6 +6,9 @@ preset runs at ``paper`` scale on a GPU and at ``smoke`` scale on a laptop
 through the same code path. A preset may also carry a ``[grid]`` table (a study);
 a single run takes the preset's own values. ``extends = "other"`` starts from
 another preset and deep-merges this one over it.
+
+Package plugins may ship presets too (``plugins/<name>/*.toml``): they are found by name
+once plugins are loaded (a name not found here loads them), and a built-in name wins.
 """
 from __future__ import annotations
 
@@ -19,8 +22,20 @@ HERE = Path(__file__).parent
 _META_KEYS = ("scales", "grid", "study", "cases")
 
 
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in HERE.glob("*.toml"))
+def plugin_presets(load: bool = False) -> dict[str, Path]:
+    """Presets shipped by loaded package plugins, by name; built-in names win. With
+    ``load``, the built-ins and plugins are loaded first (imports torch); without, only
+    plugins already loaded count (the terminal app's first frame must not load them)."""
+    from workbench import plugins, registry
+
+    if load:
+        registry.load_builtins()
+    return {k: p for k, p in plugins.preset_files().items() if not (HERE / f"{k}.toml").exists()}
+
+
+def preset_names(load_plugins: bool = False) -> list[str]:
+    """Built-in presets, plus those of loaded plugins (``load_plugins``: load them first)."""
+    return sorted({p.stem for p in HERE.glob("*.toml")} | set(plugin_presets(load_plugins)))
 
 
 def preset_path(name_or_path: str) -> Path:
@@ -30,9 +45,14 @@ def preset_path(name_or_path: str) -> Path:
     cand = HERE / f"{name_or_path}.toml"
     if cand.exists():
         return cand
+    if p.suffix != ".toml" and "/" not in name_or_path:
+        plug = plugin_presets(load=True).get(name_or_path)
+        if plug is not None:
+            return plug
     if p.suffix == ".toml":
         raise SpecError(f"spec: file {name_or_path} not found")
-    raise SpecError(f"preset: unknown preset {name_or_path!r}; choose one of: {', '.join(preset_names())} (or a .toml file)")
+    raise SpecError(f"preset: unknown preset {name_or_path!r}; choose one of: {', '.join(preset_names())} "
+                    "(or a .toml file)")
 
 
 def read_preset(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -47,7 +67,7 @@ def read_preset(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any
         if _seen and base in _seen:
             raise SpecError(f"extends: preset {base!r} extends itself")
         data = deep_merge(read_preset(base, (_seen or ()) + (base,)), data)
-    if path.parent == HERE:
+    if path.parent == HERE or path in plugin_presets().values():
         data["preset"] = path.stem
     return data
 
