@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run quickstart test bench ui clean-venv
+.PHONY: run quickstart test bench ui lab clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(STAMP)
 
 ui: $(STAMP)
 	$(VENV)/bin/workbench ui
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
 
 clean-venv:
 	rm -rf $(VENV)

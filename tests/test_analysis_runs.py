@@ -9,7 +9,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import workbench
-from workbench.analysis.aggregate import write_report
+from workbench.analysis.tables import write_report
 from workbench.analysis.flatness import flatness_of_run
 from workbench.analysis.interpolate import line_between_runs
 from workbench.analysis.plots import plot_run_samples, plot_study_curves

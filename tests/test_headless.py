@@ -4,7 +4,7 @@ import sys
 
 MODULES = ["workbench", "workbench.spec", "workbench.registry", "workbench.presets", "workbench.engine.run",
            "workbench.engine.loop", "workbench.tracking.mlflow_sink", "workbench.cli",
-           "workbench.launch.local", "workbench.launch.study", "workbench.analysis.aggregate",
+           "workbench.launch.local", "workbench.launch.study", "workbench.analysis.tables",
            "workbench.analysis.plots", "workbench.analysis.interpolate", "workbench.analysis.flatness"]
 
 

@@ -62,7 +62,7 @@ def test_filters_narrow_the_list():
 
 
 def test_picking_a_study_and_a_run_shows_stats_diff_and_curves():
-    from workbench.analysis.aggregate import aggregate
+    from workbench.analysis.tables import aggregate
 
     async def body():
         store = sample_store()

@@ -1,7 +1,7 @@
 """Analyses of finished runs: what the paper measures across runs.
 
 =================  ==========================================================
-``aggregate``      mean ± std tables over seeds in the paper's layout (Tables 1-4)
+``tables``         mean ± std tables over seeds in the paper's layout (Tables 1-4)
 ``plots``          TA curves (Figures 3, 8, 9), samples vs average (1, 2, 7),
                    the line between two solutions (4, 5)
 ``interpolate``    train loss / test error along w(t) = (1 - t) w_A + t w_B
@@ -22,7 +22,7 @@ _EXPORTS = {
     "AnalysisError": "runs", "fetch_runs": "runs", "fetch_run": "runs", "metric_histories": "runs",
     "history_from_epochs": "runs", "load_run_spec": "runs", "load_weights": "runs", "load_samples": "runs",
     "log_analysis": "runs",
-    "Table": "aggregate", "aggregate": "aggregate", "table_for_parent": "aggregate", "write_report": "aggregate",
+    "Table": "tables", "aggregate": "tables", "table_for_parent": "tables", "write_report": "tables",
     "plot_ta_curves": "plots", "plot_samples_vs_average": "plots", "plot_line": "plots", "to_png": "plots",
     "plot_run_samples": "plots", "plot_study_curves": "plots", "curve_stats": "plots",
     "samples_vs_average_data": "plots",

@@ -230,7 +230,7 @@ def check_compatible(spec_a, spec_b, names: tuple[str, str] = ("A", "B")) -> Non
 
 
 def _label(spec, which: str) -> str:
-    from workbench.analysis.aggregate import PAPER_NAMES
+    from workbench.analysis.tables import PAPER_NAMES
 
     v = spec.averaging.variant
     name = PAPER_NAMES.get(v, v.upper()) if which == "average" else f"{PAPER_NAMES.get(v, v)} backbone"

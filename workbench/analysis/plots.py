@@ -258,7 +258,7 @@ def plot_study_curves(parent_run_id: str, group_by: str | Sequence[str] = "avera
                       title: str = "", labels: Optional[Mapping[str, str]] = None):
     """:func:`plot_ta_curves` of a study: its finished children grouped by one param or a
     tuple of them (a group's name joins the values' display names with spaces)."""
-    from workbench.analysis.aggregate import PAPER_NAMES
+    from workbench.analysis.tables import PAPER_NAMES
     from workbench.analysis.runs import fetch_runs, group_runs, metric_histories
 
     runs = fetch_runs(parent_run_id, uri=uri)

@@ -5,7 +5,8 @@ A :class:`RunRow` is one line of the Runs screen, built either from a launcher
 record (a run still RUNNING from an earlier session, polled from the store).
 An :class:`Item` is one line of the Compare screen: a run, or a study (its parent
 run and its children). Statistics never happen here: mean ± std tables come from
-:mod:`workbench.analysis`.
+:mod:`workbench.analysis` (:func:`stats_tables` and :func:`config_histories` only
+pick the runs and group them, the same for the terminal app and the notebook).
 """
 from __future__ import annotations
 
@@ -186,6 +187,47 @@ def grouping_keys(runs: list[Mapping[str, Any]]) -> list[str]:
         if len({r.get("params", {}).get(k) for r in runs}) > 1:
             out.append(k)
     return out
+
+
+METRICS = (("Backbone TA", "final/backbone_test_acc"), ("Average TA", "final/average_test_acc"))
+
+
+def stats_tables(items: list[Item]) -> tuple[list[tuple[str, Any]], str]:
+    """``([(title, Table)], note)``: the analysis' mean ± std tables over the FINISHED
+    runs behind ``items``, one per final metric in :data:`METRICS` that they have, rows
+    keyed by the fields that tell configurations apart (:func:`grouping_keys`)."""
+    from workbench.analysis.tables import aggregate
+    from workbench.analysis.runs import AnalysisError
+
+    runs = [r for it in items for r in it.runs if r.get("status") == "FINISHED"]
+    if not runs:
+        return [], "no finished runs among the selection"
+    keys = grouping_keys(runs)
+    out = []
+    for title, metric in METRICS:
+        try:
+            out.append((title, aggregate(runs, rows=keys or None, cols=None, metric=metric, none_metric=None)))
+        except AnalysisError:
+            continue
+    return out, ""
+
+
+def config_histories(store: Any, items: list[Item], max_groups: int = 8) -> dict[str, list[dict]]:
+    """``{configuration label: [history per run]}``: the backbone's and the average's test
+    accuracy (``store.history``) of the runs behind ``items``, grouped like the rows of
+    :func:`stats_tables` (labels in the paper's names), the first ``max_groups`` groups.
+    A run that logged nothing has an empty history."""
+    from workbench.analysis.tables import PAPER_NAMES
+    from workbench.analysis.runs import group_runs, param_of
+
+    runs = [r for it in items for r in it.runs]
+    keys = grouping_keys(runs)
+
+    def label(r: dict) -> str:
+        return " / ".join(PAPER_NAMES.get(v, v) for v in (str(param_of(r, k)) for k in keys)) or "all"
+
+    return {name: [store.history(r["run_id"], (BACKBONE_TA, AVERAGE_TA)) for r in group]
+            for name, group in list(group_runs(runs, label).items())[:max_groups]}
 
 
 # ----------------------------------------------------------------------------- formatting

@@ -2,7 +2,8 @@
 
 For the picked items (a study stands for its children): a mean ± std table over seeds
 (rows = the spec fields that tell configurations apart; numbers from
-:func:`workbench.analysis.aggregate.aggregate`, mean curves from
+:func:`workbench.analysis.tables.aggregate` through :func:`workbench.tui.model.stats_tables`,
+shared with the notebook's Compare panel; mean curves from
 :func:`workbench.analysis.plots.curve_stats`), the fields whose values differ, and the
 test-accuracy curves overlaid. ``l`` shows the MLflow UI deep link (run page for one
 run, compare page for several).
@@ -20,14 +21,13 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from workbench.tui import links
 from workbench.tui.messages import OpenRun, ShowLink
-from workbench.tui.model import AVERAGE_TA, BACKBONE_TA, Item, facet_values, grouping_keys, matches, param_diff
+from workbench.tui.model import (AVERAGE_TA, BACKBONE_TA, Item, config_histories, facet_values, matches, param_diff,
+                                 stats_tables)
 from workbench.tui.widgets.item_table import ItemTable
 from workbench.tui.widgets.line_chart import ChartData, LineChart, Series
 from workbench.tui.widgets.param_diff import ParamDiff
 from workbench.tui.widgets.run_filters import RunFilters
 from workbench.tui.widgets.stats_table import StatsTable
-
-METRICS = (("Backbone TA", "final/backbone_test_acc"), ("Average TA", "final/average_test_acc"))
 
 
 class ItemsLoaded(Message):
@@ -43,41 +43,14 @@ class Analysed(Message):
         self.tables, self.note, self.names, self.keys, self.values, self.chart = tables, note, names, keys, values, chart
 
 
-def stats_tables(items: list[Item]) -> tuple[list[tuple[str, Any]], str]:
-    """The analysis' mean ± std tables over the finished runs behind ``items``."""
-    from workbench.analysis.aggregate import aggregate
-    from workbench.analysis.runs import AnalysisError
-
-    runs = [r for it in items for r in it.runs if r.get("status") == "FINISHED"]
-    if not runs:
-        return [], "no finished runs among the selection"
-    keys = grouping_keys(runs)
-    out = []
-    for title, metric in METRICS:
-        try:
-            out.append((title, aggregate(runs, rows=keys or None, cols=None, metric=metric, none_metric=None)))
-        except AnalysisError:
-            continue
-    return out, ""
-
-
 def overlay(store: Any, items: list[Item]) -> ChartData:
     """One curve per configuration (the stats table's rows): the mean over its runs
     (analysis.curve_stats) of the average's test accuracy where the runs have one, else
     of the backbone's."""
-    from workbench.analysis.aggregate import PAPER_NAMES
     from workbench.analysis.plots import curve_stats
-    from workbench.analysis.runs import group_runs, param_of
-
-    runs = [r for it in items for r in it.runs]
-    keys = grouping_keys(runs)
-
-    def label(r: dict) -> str:
-        return " / ".join(PAPER_NAMES.get(v, v) for v in (str(param_of(r, k)) for k in keys)) or "all"
 
     series = []
-    for name, group in list(group_runs(runs, label).items())[:8]:
-        hists = [store.history(r["run_id"], (BACKBONE_TA, AVERAGE_TA)) for r in group]
+    for name, hists in config_histories(store, items).items():
         metric = AVERAGE_TA if any(AVERAGE_TA in h for h in hists) else BACKBONE_TA
         st = curve_stats(hists, metric)
         if st is None:

@@ -23,9 +23,10 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from workbench.forms import devices_for, launch_summary, lookup, overrides_between, plan_summary
 from workbench.tui.widgets.field_editor import FieldEditor
-from workbench.tui.widgets.lr_preview import LRPreview, plan_summary
-from workbench.tui.widgets.spec_form import SpecForm, lookup
+from workbench.tui.widgets.lr_preview import LRPreview
+from workbench.tui.widgets.spec_form import SpecForm
 
 _launches = itertools.count(1)
 PRESET, SCALE, SEEDS = "launch.preset", "launch.scale", "launch.seeds"
@@ -55,18 +56,6 @@ def launch_fields(presets: list[str], preset: str, scale: Optional[str]) -> list
         {**base, "path": SEEDS, "name": "seeds", "type": "int", "default": 1, "value": 1, "ge": 1,
          "help": "Seeds: 1 launches one run; more launch a study (one child run per seed, mean ± std in Compare)"},
     ]
-
-
-def overrides_between(fields: list[dict], base: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """{dotted path: form value} for the spec fields the form changed from the preset's values."""
-    out = {}
-    for f in fields:
-        if f.get("extra"):
-            continue
-        value = lookup(data, f["path"], f["default"])
-        if value != lookup(base, f["path"], f["default"]):
-            out[f["path"]] = value
-    return out
 
 
 class LaunchPane(Vertical):
@@ -121,10 +110,8 @@ class LaunchPane(Vertical):
         if self.preset not in message.presets:
             self.notify(f"No preset {self.preset!r}; showing {message.presets[0]}.", severity="warning")
             self.preset = message.presets[0]
-        gpus = list(getattr(self.launcher, "gpus", []) or [])
-        devices = ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in gpus] if gpus else [])
         fields = launch_fields(message.presets, self.preset, self.scale) + message.fields
-        self.form.build(fields, {"device": devices})
+        self.form.build(fields, {"device": devices_for(self.launcher)})
         self.loaded = True
         self._apply_preset()
 
@@ -199,22 +186,13 @@ class LaunchPane(Vertical):
             self.query_one("#plan-summary", Static).update("", layout=False)
         else:
             self.query_one("#plan-summary", Static).update(plan_summary(spec), layout=False)
-            self._set_status(f"✓ {self._what(spec, self.form.values[SEEDS])}   ^r launch", ok=True)
+            what = launch_summary(spec, self.form.values[SEEDS], self._grid())
+            self._set_status(f"✓ {what}   ^r launch", ok=True)
 
     def _grid(self) -> Optional[dict]:
         from workbench.presets import read_preset
 
         return read_preset(self.preset).get("grid")
-
-    def _what(self, spec: Any, seeds: int) -> str:
-        grid = self._grid()
-        size = f"{spec.budget.epochs} epochs on {spec.device}"
-        if grid or seeds > 1:
-            cells = 1
-            for v in (grid or {}).values():
-                cells *= len(v) if isinstance(v, list) else 1
-            return f"study: {cells} configuration(s) × {seeds} seed(s) = {cells * seeds} runs, {size}"
-        return f"1 run, {size}"
 
     def _set_status(self, text: str, ok: bool) -> None:
         st = self.query_one("#launch-status", Static)
@@ -283,7 +261,8 @@ class LaunchPane(Vertical):
         if seeds > 1 or self._grid():
             overrides = overrides_between(list(self.form.fields.values()), self._base(), data)
             self._run_study(self.preset, seeds, self.scale, overrides)
-            self.notify(f"Study {self.preset}: {self._what(self.spec, seeds).split(',')[0][7:]}  (F3: Runs)")
+            what = launch_summary(self.spec, seeds, self._grid())
+            self.notify(f"Study {self.preset}: {what.split(',')[0][7:]}  (F3: Runs)")
             return
         spec = validate(data)
         key = f"{spec.preset or 'spec'}-{spec.averaging.variant}-s{spec.seed} #{next(_launches)}"

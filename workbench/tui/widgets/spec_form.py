@@ -5,9 +5,11 @@ widget for the whole form, cheap to show and restyle), edited through the
 :class:`~workbench.tui.widgets.field_editor.FieldEditor` line below it. A field that
 fails validation is marked and its message is shown in a row right under it.
 
-Two generic rules shape the form, so a field added to ``RunSpec`` appears without UI code:
+Two generic rules shape the form, so a field added to ``RunSpec`` appears without UI code
+(both live in :mod:`workbench.forms`, shared with the notebook's form, as does the
+parsing of typed text):
 
-* sections come in the order ``SECTION_ORDER`` (unknown sections follow), top-level
+* sections come in the order ``workbench.forms.SECTION_ORDER`` (unknown sections follow), top-level
   fields (seed, device, precision, ...) as the section ``run``;
 * a field whose help starts with ``<choice>:`` (``pswa: window length P``) belongs to
   that choice of its section's selector (``averaging.variant``) and is hidden while
@@ -19,88 +21,15 @@ field under the cursor, :class:`SpecForm.EditRequested` on enter. Attributes dow
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 
+from workbench.forms import FieldParseError, form_order, lookup, parse_text, relevance, set_path
 from workbench.tui.model import show_value
 from workbench.tui.widgets.property_sheet import PropertySheet, Row
-
-SECTION_ORDER = ("launch", "model", "dataset", "optimizer", "schedule", "averaging", "budget", "", "tracking")
-HIDDEN = ("preset",)  # chosen with the preset picker
-
-
-class FieldParseError(ValueError):
-    """The text typed for a field is not a value of its type."""
-
-
-def parse_text(field: dict[str, Any], text: str) -> Any:
-    """Text typed for a field -> its value; raises FieldParseError with a short reason."""
-    text = text.strip()
-    kind = field["type"]
-    if text == "":
-        if field["nullable"]:
-            return None
-        if kind == "str":
-            return ""
-        raise FieldParseError("a value is required")
-    if kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise FieldParseError(f"expected an integer, got {text!r}") from None
-    if kind == "float":
-        try:
-            return float(text)
-        except ValueError:
-            raise FieldParseError(f"expected a number, got {text!r}") from None
-    if kind in ("list", "dict"):
-        want = list if kind == "list" else dict
-        try:
-            value = json.loads(text)
-        except ValueError:
-            from workbench.spec import parse_value
-
-            value = parse_value(text)
-        if not isinstance(value, want):
-            example = "[[0, 0.1], [10, 0.01]]" if kind == "list" else '{"width": 2}'
-            raise FieldParseError(f"expected a {kind} such as {example}")
-        return value
-    if kind == "bool":
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        raise FieldParseError("expected true or false")
-    return text
-
-
-def lookup(data: dict[str, Any], path: str, default: Any) -> Any:
-    node: Any = data
-    for k in path.split("."):
-        if not isinstance(node, dict) or k not in node:
-            return default
-        node = node[k]
-    return node
-
-
-def _relevance(fields: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
-    """path -> (selector path, choice) for fields that belong to one choice."""
-    selectors: dict[str, list[dict]] = {}
-    for f in fields:
-        if f["type"] == "choice" and f.get("choices"):
-            selectors.setdefault(f["section"], []).append(f)
-    out = {}
-    for f in fields:
-        head = f.get("help", "").split(":", 1)[0].strip().lower()
-        if not head or ":" not in f.get("help", ""):
-            continue
-        for sel in selectors.get(f["section"], []):
-            if sel is not f and head in [str(c).lower() for c in sel["choices"]]:
-                out[f["path"]] = (sel["path"], head)
-                break
-    return out
 
 
 class SpecForm(PropertySheet):
@@ -136,12 +65,9 @@ class SpecForm(PropertySheet):
     def build(self, fields: list[dict[str, Any]], choices: Optional[dict[str, list]] = None) -> None:
         """Take the schema (once, when it has loaded)."""
         self.choices = {f["path"]: (choices or {}).get(f["path"]) or f.get("choices") for f in fields}
-        kept = [f for f in fields if f["path"] not in HIDDEN]
-        order = {s: i for i, s in enumerate(SECTION_ORDER)}
-        sections = sorted(dict.fromkeys(f["section"] for f in kept), key=lambda s: order.get(s, len(order)))
-        self._order = [f for s in sections for f in kept if f["section"] == s]
+        _, self._order = form_order(fields)
         self.fields = {f["path"]: f for f in self._order}
-        self._belongs = _relevance(self._order)
+        self._belongs = relevance(self._order)
         self.values = {p: f["value"] for p, f in self.fields.items()}
         self._render_rows()
 
@@ -183,11 +109,7 @@ class SpecForm(PropertySheet):
                 except FieldParseError as err:
                     errors[path] = f"{path}: {err}"
                 continue
-            node = data
-            *heads, last = path.split(".")
-            for k in heads:
-                node = node.setdefault(k, {})
-            node[last] = self.values[path]
+            set_path(data, path, self.values[path])
         return data, errors
 
     def show_errors(self, errors: dict[str, str]) -> None:

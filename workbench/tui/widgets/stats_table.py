@@ -1,6 +1,6 @@
 """Mean ± std over seeds, one row per configuration, as :mod:`workbench.analysis` computes it.
 
-The screen hands over :class:`workbench.analysis.aggregate.Table` objects (one per
+The screen hands over :class:`workbench.analysis.tables.Table` objects (one per
 metric, same row keys); this widget only lays them out side by side: the row label,
 the number of runs, and ``mean ± std`` per metric (best per column in bold, as the
 analysis marks it). A cell with one run shows no ± (the analysis' convention).

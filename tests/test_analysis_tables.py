@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from workbench.analysis.aggregate import Table, aggregate, table_for_parent
+from workbench.analysis.tables import Table, aggregate, table_for_parent
 from workbench.analysis.runs import AnalysisError, fetch_runs
 
 ACC = {  # (variant, model) -> final accuracies over seeds
@@ -156,3 +156,16 @@ def test_metrics_as_columns_table1_from_one_set_of_runs():
     assert "| model.name | Cora / Adam | Cora / SWA | Pubmed / Adam | Pubmed / SWA |" in t.to_markdown()
     back = Table.from_csv(t.to_csv(), bold="row")  # the bold rule is a display choice, not in the CSV
     assert back.cols == t.cols and back.best() == t.best()
+
+
+def test_package_names_are_the_functions_even_after_their_modules_are_imported():
+    import importlib
+
+    import workbench.analysis as analysis
+
+    for name, mod in analysis._EXPORTS.items():
+        importlib.import_module(f"workbench.analysis.{mod}")
+        assert not isinstance(getattr(analysis, name), type(analysis)), name
+    from workbench.analysis import aggregate
+
+    assert callable(aggregate)

@@ -1,0 +1,335 @@
+"""Notebook panels without a kernel: the form generated from the spec, field-level
+validation that blocks launch, the exact spec a valid form submits, live run rows from
+launcher events, mean ± std in Compare, and one real smoke run from the Launch tab to
+the Compare tab."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import ipywidgets as w
+import numpy as np
+import pytest
+
+from workbench.notebook.compare import ComparePanel
+from workbench.notebook.launch import LaunchPanel
+from workbench.notebook.monitor import RunsPanel
+from workbench.notebook.panels import workbench_panel
+from workbench.tui.fakes import FakeLauncher, MemoryStore, sample_store
+
+PNG = b"\x89PNG"
+BB, AVG = "backbone/test_acc", "average/test_acc"
+
+
+def panel(launcher=None, **kw) -> LaunchPanel:
+    kw.setdefault("scale", "smoke")
+    kw.setdefault("preview", False)
+    return LaunchPanel(launcher or FakeLauncher(), kw.pop("store_uri", None), **kw)
+
+
+def cli_error(overrides: list[str]) -> str:
+    """The line `workbench run quickstart --scale smoke --set ...` prints (minus its prefix)."""
+    from workbench.presets import load_spec
+    from workbench.spec import SpecError
+
+    with pytest.raises(SpecError) as err:
+        load_spec("quickstart", overrides=overrides, scale="smoke")
+    return str(err.value)
+
+
+def wait_for(cond, timeout: float = 10.0) -> None:
+    end = time.time() + timeout
+    while not cond():
+        if time.time() > end:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def test_package_imports_without_textual_and_lazily():
+    code = ("import sys, workbench.notebook; cheap = not {'torch', 'mlflow', 'ipywidgets'} & set(sys.modules)\n"
+            "import workbench.notebook.panels, workbench.notebook.figures\n"
+            "print(cheap, 'textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "False"], out.stderr
+
+
+def test_helpers_shared_with_the_terminal_app_import_no_face_and_no_torch():
+    """workbench.forms and workbench.tui.model serve both faces: neither may pull in the
+    other face's toolkit, nor torch (the terminal app paints before torch loads)."""
+    code = ("import sys, workbench.forms, workbench.tui.model\n"
+            "print(sorted({'textual', 'ipywidgets', 'torch', 'mlflow'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_form_is_generated_from_the_schema_and_follows_the_variant():
+    from workbench.spec import form_fields
+
+    p = panel()
+    form = p.form
+    fields = {f["path"]: f for f in form_fields()}
+    assert set(form.inputs) == set(fields) - {"preset"}
+    for path, f in fields.items():
+        if path == "preset":
+            continue
+        widget = form.inputs[path]
+        if f["type"] == "choice":
+            assert isinstance(widget, w.Dropdown) and [v for _, v in widget.options] == f["choices"], path
+        elif f["type"] == "bool":
+            assert isinstance(widget, w.Checkbox), path
+    assert isinstance(form.inputs["budget.epochs"], w.IntText)
+    assert isinstance(form.inputs["schedule.lr"], w.FloatText)
+    assert form.inputs["averaging.start"].placeholder == "auto"  # nullable: empty means the default start
+    # the preset at its smoke scale fills the form
+    assert (p.preset_picker.value, p.scale_picker.value) == ("quickstart", "smoke")
+    assert form.inputs["budget.epochs"].value == 8 and form.inputs["averaging.variant"].value == "pswa"
+    assert form.inputs["averaging.period"].value == 2
+    # per-variant fields: shown only for their variant
+    assert form.visible("averaging.period") and not form.visible("averaging.decay")
+    assert form.rows["averaging.decay"].layout.display == "none"
+    form.inputs["averaging.variant"].value = "ema"
+    assert form.visible("averaging.decay") and form.rows["averaging.decay"].layout.display is None
+    assert form.rows["averaging.period"].layout.display == "none"
+    assert p.status.value.endswith("✓ 1 run, 8 epochs on auto</span>") and p.errors == {}
+
+
+def test_picking_a_preset_and_scale_refills_the_form():
+    p = panel()
+    p.preset_picker.value = "digits-dswa"  # smoke scale kept: the preset has one
+    assert p.scale_picker.value == "smoke"
+    assert p.form.inputs["averaging.variant"].value == "dswa"
+    assert p.form.inputs["averaging.start"].value == "4" and p.form.inputs["budget.epochs"].value == 8
+    p.scale_picker.value = None
+    assert p.form.inputs["averaging.start"].value == "30" and p.form.inputs["budget.epochs"].value == 40
+    assert "2 windows" in p.plan.value and "30-35↺, 35-40" in p.plan.value
+
+
+@pytest.mark.parametrize("edits,path,cli", [
+    ({"budget.epochs": 0}, "budget.epochs", ["budget.epochs=0"]),
+    ({"averaging.start": "50"}, "averaging.start", ["averaging.start=50"]),  # past the run's end
+    ({"averaging.variant": "kswa", "averaging.k": 4}, "averaging.k",  # 6 averaging epochs in 4 windows
+     ["averaging.variant=kswa", "averaging.k=4"]),
+    ({"optimizer.momentum": 1.5}, "optimizer.momentum", ["optimizer.momentum=1.5"]),
+    ({"model.options": '{"nope": 1}'}, "model.options", ["model.options={nope = 1}"]),  # names model.options.nope
+], ids=["epochs", "start", "kswa", "momentum", "options"])
+def test_an_invalid_field_shows_the_cli_message_under_it_and_blocks_launch(edits, path, cli):
+    import html
+
+    fake = FakeLauncher()
+    p = panel(fake)
+    for k, v in edits.items():
+        p.form.inputs[k].value = v
+    message = cli_error(cli)
+    assert message.startswith(path)
+    assert p.errors == {path: message}
+    shown = p.form.messages[path]
+    assert html.escape(message) in shown.value and shown.layout.display is None
+    assert f"fix {path}" in p.status.value and p.launch_button.disabled and p.spec is None
+    p.launch_button.click()  # a click on the disabled button, or a call: nothing is submitted
+    assert p.launch() is None and fake.handles == []
+    assert "Nothing launched" in p.note.value
+    p.reset_button.click()  # back to the preset: valid again, message gone
+    assert p.errors == {} and shown.layout.display == "none" and not p.launch_button.disabled
+
+
+def test_an_unknown_preset_stops_with_one_line_naming_the_choices():
+    from workbench.spec import SpecError
+
+    with pytest.raises(SpecError, match=r"^preset: unknown preset 'nope'; choose one of: .*quickstart"):
+        LaunchPanel(FakeLauncher(), preset="nope")
+
+
+def test_text_that_does_not_parse_is_named_and_seeds_must_be_positive():
+    fake = FakeLauncher()
+    p = panel(fake)
+    p.form.inputs["averaging.start"].value = "abc"
+    assert p.errors == {"averaging.start": "averaging.start: expected an integer, got 'abc'"}
+    p.form.inputs["averaging.start"].value = ""  # empty = auto: the variant's default start
+    assert p.errors == {} and p.spec.averaging.start == 2  # pswa: 25 % of 8 epochs
+    p.seeds.value = 0
+    assert p.errors == {"seeds": "seeds: must be at least 1"} and "seeds" in p.seeds_message.value
+    assert p.launch() is None and fake.handles == []
+
+
+def test_a_valid_form_submits_exactly_the_spec_the_cli_would_build():
+    from workbench.presets import load_spec
+
+    fake = FakeLauncher()
+    p = panel(fake, store_uri="sqlite:///store/mlflow.db")
+    edits = {"averaging.variant": "swa", "averaging.start": "5", "budget.epochs": 10, "schedule.lr": 0.1,
+             "device": "cpu", "model.options": '{"hidden": 32}', "dataset.augment": False, "seed": 3}
+    for path, value in edits.items():
+        p.form.inputs[path].value = value
+    assert p.errors == {}, p.errors
+    p.launch_button.click()
+    (handle,) = fake.handles
+    want = load_spec("quickstart", scale="smoke", overrides=[
+        "averaging.variant=swa", "averaging.start=5", "budget.epochs=10", "schedule.lr=0.1", "device='cpu'",
+        "model.options={hidden = 32}", "dataset.augment=false", "seed=3", "tracking.uri='sqlite:///store/mlflow.db'"])
+    assert handle.spec.model_dump() == want.model_dump()
+    assert handle.key.startswith("quickstart-swa-s3 #") and handle.parent_run_id is None
+    assert "Queued" in p.note.value and p.launched == [handle]
+
+
+def test_more_seeds_launch_a_study_with_one_child_per_seed(mlflow_uri):
+    def script(h):
+        return [("start", {}), ("epoch", {"metrics": {BB: 90.0}}), ("finish", {"final": {"final/backbone_test_acc": 90.0}})]
+
+    fake = FakeLauncher(autoplay=script, delay_s=0.0)
+    p = panel(fake, store_uri=mlflow_uri)
+    p.seeds.value = 2
+    assert "study: 1 configuration(s) × 2 seed(s) = 2 runs" in p.status.value
+    thread = p.launch()
+    thread.join(60)
+    assert not thread.is_alive() and "FINISHED, parent run" in p.note.value
+    assert sorted(h.tags["study.seed"] for h in fake.handles) == ["0", "1"]
+    assert len({h.parent_run_id for h in fake.handles}) == 1 and fake.handles[0].parent_run_id
+    assert {h.spec.tracking.uri for h in fake.handles} == {mlflow_uri}
+
+
+def test_launcher_events_update_the_runs_table_and_plot():
+    from workbench.presets import load_spec
+
+    fake = FakeLauncher()
+    runs = RunsPanel(fake, plot_interval_s=0.0)
+    spec = load_spec("quickstart", scale="smoke")
+    h = fake.submit(spec, key="a")
+    assert [r["status"] for r in runs.table_rows()] == ["QUEUED"]
+    fake.start(h)
+    fake.epoch(h, {BB: 91.25}, eta_s=65.0)
+    row = runs.table_rows()[0]
+    assert (row["status"], row["epoch"], row["ta"], row["avg_ta"], row["eta"]) == ("RUNNING", "1/8", "91.25", "–", "1m05s")
+    assert "RUNNING" in runs.table.value and "91.25" in runs.table.value and "1m05s" in runs.table.value
+    fake.epoch(h, {BB: 92.0}, eta_s=30.0)
+    fake.epoch(h, {BB: 93.0, AVG: 94.5}, eta_s=10.0)
+    assert runs.plot_curves == {"a": {BB: ([1, 2, 3], [91.25, 92.0, 93.0]), AVG: ([3], [94.5])}}
+    assert bytes(runs.plot.value).startswith(PNG)
+    fake.finish(h, {"final/backbone_test_acc": 93.0, "final/average_test_acc": 94.5})
+    row = runs.table_rows()[0]
+    assert (row["status"], row["epoch"], row["avg_ta"], row["eta"]) == ("FINISHED", "3/8", "94.50", "")
+    assert [k for _, k in runs.picker.options] == ["", "a"]
+
+
+def test_events_from_launcher_threads_and_cancel():
+    from workbench.presets import load_spec
+
+    def slow(h):
+        return [("start", {})] + [("epoch", {"metrics": {BB: 80.0 + i}, "eta_s": 1.0}) for i in range(200)]
+
+    fake = FakeLauncher(autoplay=slow, delay_s=0.02)
+    runs = RunsPanel(fake, plot_interval_s=0.05)
+    h = fake.submit(load_spec("quickstart", scale="smoke"), key="slow")
+    wait_for(lambda: runs.table_rows()[0]["status"] == "RUNNING" and h.epoch >= 2)
+    assert runs.cancel() == "slow"  # "all runs" picked, one active: that one
+    assert fake.cancelled == ["slow"]
+    wait_for(lambda: runs.table_rows()[0]["status"] == "KILLED")
+    assert runs.cancel() is None and runs.note.value == "No active run to cancel."
+    time.sleep(0.1)  # the trailing redraw has run
+    assert runs.plot_curves["slow"][BB][0] == [e["epoch"] for e in h.history]
+
+
+def compare_numbers(store: MemoryStore, parent: str, variant: str) -> tuple[float, float]:
+    vals = [r["metrics"]["final/average_test_acc"] for r in store.records
+            if r.get("parent_run_id") == parent and r["params"]["averaging.variant"] == variant]
+    assert len(vals) == 3
+    return float(np.mean(vals)), float(np.std(vals, ddof=1))
+
+
+def test_compare_shows_mean_and_std_over_seeds_as_numpy_computes_them():
+    store = sample_store()
+    cmp = ComparePanel(store)
+    parent = "a" * 32
+    assert {it.run_id for it in cmp.items} == {parent, "b" * 32, "d" * 32, "e" * 32}
+    cmp.pick([parent])
+    titles = [t for t, _ in cmp.tables]
+    assert titles == ["Backbone TA", "Average TA"]
+    table = dict(cmp.tables)["Average TA"]
+    assert table.row_keys == ("averaging.variant",)
+    for variant, label in (("swa", "SWA"), ("pswa", "PSWA")):
+        mean, std = compare_numbers(store, parent, variant)
+        cell = table.cell((variant,), ())
+        assert cell.n == 3 and cell.mean == pytest.approx(mean) and cell.std == pytest.approx(std)
+        assert f"{mean:.2f}" in cmp.stats.value and f"±{std:.2f}" in cmp.stats.value and label in cmp.stats.value
+    assert set(cmp.curves) == {"SWA", "PSWA"} and all(len(h) == 3 for h in cmp.curves.values())
+    assert bytes(cmp.plot.value).startswith(PNG)
+    # two items: the fields that differ
+    cmp.pick([parent, "b" * 32])
+    assert "averaging.variant" in cmp.diff.value and "{swa, pswa}" in cmp.diff.value and "none" in cmp.diff.value
+    # filters narrow the list; nothing picked compares everything shown
+    cmp.pick([])
+    cmp.filters["variant"].value = "none"
+    assert [v for _, v in cmp.picker.options] == ["b" * 32] and cmp.picker.value == ()
+    assert [t for t, _ in cmp.tables] == ["Backbone TA"]  # a run without averaging has no average TA
+    (cell,) = dict(cmp.tables)["Backbone TA"].cells.values()
+    assert cell.values == [store.record("b" * 32)["metrics"]["final/backbone_test_acc"]]
+    cmp.filters["variant"].value = ""
+    cmp.filters["status"].value = "FAILED"
+    assert [v for _, v in cmp.picker.options] == ["d" * 32]
+    assert "no finished runs" in cmp.stats.value
+
+
+def test_compare_reports_an_unreachable_store_in_the_panel():
+    class Broken(MemoryStore):
+        def items(self):
+            raise OSError("no such file: mlflow.db")
+
+    cmp = ComparePanel(Broken(uri="sqlite:///nowhere/mlflow.db"))
+    assert "store error: OSError: no such file: mlflow.db" in cmp.note.value and cmp.items == []
+
+
+def test_workbench_panel_shares_one_launcher_and_store():
+    fake, store = FakeLauncher(), sample_store()
+    wb = workbench_panel(fake, store, scale="smoke", preview=False)
+    assert wb.titles == ("Launch", "Runs", "Compare")
+    assert wb.children == (wb.launch_panel, wb.runs_panel, wb.compare_panel)
+    handle = wb.launch_panel.launch()
+    assert handle.spec.tracking.uri == store.uri  # runs log where Compare reads
+    assert [r["key"] for r in wb.runs_panel.table_rows()] == [handle.key]
+    before = store.calls.count("items")
+    fake.play(handle, [{BB: 90.0}, {BB: 91.0, AVG: 92.0}], final={"final/average_test_acc": 92.0})
+    assert wb.runs_panel.table_rows()[0]["status"] == "FINISHED"
+    wait_for(lambda: store.calls.count("items") > before)  # Compare reloads when a run ends
+    wb.selected_index = 2
+    assert store.calls.count("items") >= before + 2 and len(wb.compare_panel.items) == 4
+
+
+@pytest.mark.timeout(180)
+def test_real_smoke_run_from_the_launch_tab_to_compare(mlflow_uri, tmp_path, monkeypatch):
+    from workbench.launch.local import LocalLauncher
+    from workbench.tui.store import MlflowStore
+
+    monkeypatch.chdir(tmp_path)
+    launcher = LocalLauncher(workers=1, gpus=[])
+    try:
+        wb = workbench_panel(launcher, MlflowStore(mlflow_uri), preset="quickstart", scale="smoke", preview=False)
+        wb.compare_panel.reload()
+        assert wb.compare_panel.items == [] and "No runs in" in wb.compare_panel.note.value
+        wb.launch_panel.form.inputs["device"].value = "cpu"
+        handle = wb.launch_panel.launch()
+        assert handle is not None and handle.spec.tracking.uri == mlflow_uri
+        seen_running = threading.Event()
+
+        def running():
+            row = wb.runs_panel.table_rows()[0]
+            if row["status"] == "RUNNING" and row["ta"] != "–":
+                seen_running.set()
+            return handle.done
+
+        wait_for(running, timeout=150)
+        assert handle.status == "FINISHED", handle.error
+        row = wb.runs_panel.table_rows()[0]
+        assert seen_running.is_set() and (row["status"], row["epoch"]) == ("FINISHED", "8/8")
+        assert row["avg_ta"] == f"{handle.metrics[AVG]:.2f}" and row["ta"] == f"{handle.metrics[BB]:.2f}"
+        avg = handle.final["final/average_test_acc"]
+        cmp = wb.compare_panel
+        cmp.reload()
+        assert [it.run_id for it in cmp.items] == [handle.run_id]
+        table = dict(cmp.tables)["Average TA"]
+        (cell,) = table.cells.values()
+        assert cell.run_ids == [handle.run_id] and cell.mean == pytest.approx(avg)
+        assert f"{avg:.2f}" in cmp.stats.value
+        assert set(cmp.curves) == {"all"} and bytes(cmp.plot.value).startswith(PNG)
+    finally:
+        launcher.shutdown()
