@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import ipywidgets as w
 import numpy as np
@@ -157,7 +158,9 @@ def test_a_valid_form_submits_exactly_the_spec_the_cli_would_build():
     from workbench.presets import load_spec
 
     fake = FakeLauncher()
-    p = panel(fake, store_uri="sqlite:///store/mlflow.db")
+    p = panel(fake, store_uri="sqlite:///store/mlflow.db")  # relative: pinned to the kernel's folder now
+    store_uri = f"sqlite:///{Path('store/mlflow.db').resolve()}"
+    assert p.store_uri == store_uri
     edits = {"averaging.variant": "swa", "averaging.start": "5", "budget.epochs": 10, "schedule.lr": 0.1,
              "device": "cpu", "model.options": '{"hidden": 32}', "dataset.augment": False, "seed": 3}
     for path, value in edits.items():
@@ -167,7 +170,7 @@ def test_a_valid_form_submits_exactly_the_spec_the_cli_would_build():
     (handle,) = fake.handles
     want = load_spec("quickstart", scale="smoke", overrides=[
         "averaging.variant=swa", "averaging.start=5", "budget.epochs=10", "schedule.lr=0.1", "device='cpu'",
-        "model.options={hidden = 32}", "dataset.augment=false", "seed=3", "tracking.uri='sqlite:///store/mlflow.db'"])
+        "model.options={hidden = 32}", "dataset.augment=false", "seed=3", f"tracking.uri='{store_uri}'"])
     assert handle.spec.model_dump() == want.model_dump()
     assert handle.key.startswith("quickstart-swa-s3 #") and handle.parent_run_id is None
     assert "Queued" in p.note.value and p.launched == [handle]
@@ -226,8 +229,9 @@ def test_events_from_launcher_threads_and_cancel():
     assert fake.cancelled == ["slow"]
     wait_for(lambda: runs.table_rows()[0]["status"] == "KILLED")
     assert runs.cancel() is None and runs.note.value == "No active run to cancel."
-    time.sleep(0.1)  # the trailing redraw has run
-    assert runs.plot_curves["slow"][BB][0] == [e["epoch"] for e in h.history]
+    # the last plot shows every epoch the run logged (an epoch racing the cancel included)
+    wait_for(lambda: runs.plot_curves["slow"][BB][0] == [e["epoch"] for e in h.history])
+    assert runs.plot_curves["slow"][BB][0][:2] == [1, 2]
 
 
 def compare_numbers(store: MemoryStore, parent: str, variant: str) -> tuple[float, float]:
@@ -285,14 +289,133 @@ def test_workbench_panel_shares_one_launcher_and_store():
     assert wb.titles == ("Launch", "Runs", "Compare")
     assert wb.children == (wb.launch_panel, wb.runs_panel, wb.compare_panel)
     handle = wb.launch_panel.launch()
-    assert handle.spec.tracking.uri == store.uri  # runs log where Compare reads
+    # runs log where Compare reads: the store's file, whatever folder the run's process is in
+    assert handle.spec.tracking.uri == f"sqlite:///{Path('demo/mlflow.db').resolve()}" and store.uri == "sqlite:///demo/mlflow.db"
     assert [r["key"] for r in wb.runs_panel.table_rows()] == [handle.key]
     before = store.calls.count("items")
     fake.play(handle, [{BB: 90.0}, {BB: 91.0, AVG: 92.0}], final={"final/average_test_acc": 92.0})
     assert wb.runs_panel.table_rows()[0]["status"] == "FINISHED"
-    wait_for(lambda: store.calls.count("items") > before)  # Compare reloads when a run ends
-    wb.selected_index = 2
-    assert store.calls.count("items") >= before + 2 and len(wb.compare_panel.items) == 4
+    wait_for(lambda: store.calls.count("items") > before and not wb.reloading())  # Compare reloads when a run ends
+    after_exit = store.calls.count("items")
+    wb.selected_index = 2  # and when its tab is opened (on a thread: the kernel stays free)
+    wait_for(lambda: store.calls.count("items") > after_exit and not wb.reloading())
+    assert len(wb.compare_panel.items) == 4
+
+
+def test_a_failed_run_shows_failed_with_its_reason():
+    from workbench.presets import load_spec
+
+    fake, store = FakeLauncher(), sample_store()
+    wb = workbench_panel(fake, store, scale="smoke", preview=False)
+    h = fake.submit(load_spec("quickstart", scale="smoke"), key="bad")
+    fake.start(h)
+    fake.epoch(h, {BB: 50.0})
+    fake.fail(h, "RuntimeError: CUDA out of memory\nTraceback (most recent call last): ...")
+    row = wb.runs_panel.table_rows()[0]
+    assert (row["status"], row["error"]) == ("FAILED", "RuntimeError: CUDA out of memory")
+    assert "FAILED" in wb.runs_panel.table.value and "CUDA out of memory" in wb.runs_panel.table.value
+    assert "Traceback" not in wb.runs_panel.table.value  # one line, not the traceback
+    assert wb.runs_panel.cancel("bad") is None and "already ended (FAILED)" in wb.runs_panel.note.value
+
+
+def test_reloads_requested_during_a_reload_are_not_lost():
+    """Two runs ending together: the second run's reload must not be dropped because the
+    first one is still reading the store (it would miss the second run's FINISHED)."""
+    from workbench.presets import load_spec
+
+    entered, gate = threading.Event(), threading.Event()
+
+    class Slow(MemoryStore):
+        def items(self):
+            if not entered.is_set():
+                entered.set()
+                gate.wait(10)  # the first reload is mid-query
+            return super().items()
+
+    fake, store = FakeLauncher(), Slow(sample_store().records)
+    wb = workbench_panel(fake, store, scale="smoke", preview=False)
+    spec = load_spec("quickstart", scale="smoke")
+    a, b = fake.submit(spec, key="a"), fake.submit(spec, key="b")
+    fake.play(a, [{BB: 90.0}])
+    assert entered.wait(10)
+    fake.play(b, [{BB: 91.0}])  # ends while the first reload still reads
+    gate.set()
+    wait_for(lambda: not wb.reloading())
+    assert store.calls.count("items") == 2
+
+
+def test_a_study_launched_twice_keeps_both_studies_rows(mlflow_uri):
+    fake = FakeLauncher()
+    wb = workbench_panel(fake, MemoryStore(uri=mlflow_uri), scale="smoke", preview=False)
+    lp, runs = wb.launch_panel, wb.runs_panel
+    lp.seeds.value = 2
+    first = lp.launch()
+    wait_for(lambda: len(fake.handles) == 2)
+    second = lp.launch()
+    wait_for(lambda: len(fake.handles) == 4)
+    assert len({h.key for h in fake.handles}) == 2  # the launcher reuses the children's keys
+    keys = [r["key"] for r in runs.table_rows()]
+    assert len(keys) == 4 and len(set(keys)) == 4, keys
+    assert [k for _, k in runs.picker.options][1:] == keys
+    for h in fake.handles:
+        fake.play(h, [{BB: 90.0}], final={"final/backbone_test_acc": 90.0})
+    first.join(30), second.join(30)
+    assert [r["status"] for r in runs.table_rows()] == ["FINISHED"] * 4
+
+
+def test_a_study_cell_that_does_not_validate_is_refused_naming_the_field(mlflow_uri):
+    """The form holds the preset's base spec, valid; a cell of its grid may not be
+    (table4's preresnet164 cell has no `width` option). One line under the field, nothing
+    launched and nothing written to the store."""
+    from workbench.tui.store import MlflowStore
+
+    fake = FakeLauncher()
+    p = LaunchPanel(fake, mlflow_uri, preset="table4", preview=False)
+    p.form.inputs["model.options"].value = '{"width": 0.5}'
+    assert p.errors == {} and not p.launch_button.disabled  # the base cell (vgg16) is fine
+    p.launch_button.click()
+    assert fake.handles == [] and p.launched == []
+    message = p.form.errors["model.options"]
+    assert message.startswith("model.options.width: unknown option of preresnet164") and "\n" not in message
+    assert p.form.messages["model.options"].layout.display is None
+    assert "launch refused: model.options.width" in p.status.value and "Nothing launched" in p.note.value
+    assert MlflowStore(mlflow_uri).items() == []
+
+
+def test_compare_shows_that_a_study_ended(mlflow_uri):
+    """The study's parent run is marked FINISHED after its last child's exit: Compare
+    reloads once more when the study ends, so it does not stay RUNNING there."""
+    from workbench.tui.store import MlflowStore
+
+    def script(h):
+        return [("start", {}), ("finish", {"final": {"final/backbone_test_acc": 90.0}})]
+
+    fake = FakeLauncher(autoplay=script, delay_s=0.0)
+    wb = workbench_panel(fake, MlflowStore(mlflow_uri), scale="smoke", preview=False)
+    wb.launch_panel.seeds.value = 2
+    thread = wb.launch_panel.launch()
+    thread.join(60)
+    wait_for(lambda: [(it.kind, it.status) for it in wb.compare_panel.items] == [("study", "FINISHED")], 30)
+
+
+def test_compare_reports_a_store_that_fails_mid_analysis():
+    class Broken(MemoryStore):
+        def history(self, run_id, metrics):
+            raise OSError("database is locked")
+
+    cmp = ComparePanel(Broken(sample_store().records))
+    cmp.pick(["a" * 32])
+    assert "compare error: OSError: database is locked" in cmp.note.value and cmp.curves == {}
+
+
+def test_a_relative_store_is_pinned_for_the_launched_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake = FakeLauncher()
+    wb = workbench_panel(fake, uri="sqlite:///mlruns/mlflow.db", scale="smoke", preview=False)
+    want = f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
+    assert wb.store.uri == want
+    monkeypatch.chdir("/")  # a child process in another folder still logs to the same file
+    assert wb.launch_panel.launch().spec.tracking.uri == want
 
 
 @pytest.mark.timeout(180)
@@ -333,3 +456,35 @@ def test_real_smoke_run_from_the_launch_tab_to_compare(mlflow_uri, tmp_path, mon
         assert set(cmp.curves) == {"all"} and bytes(cmp.plot.value).startswith(PNG)
     finally:
         launcher.shutdown()
+
+
+def test_the_status_line_counts_the_runs_a_study_launch_submits(mlflow_uri):
+    """table4 has a 3 x 4 grid; its smoke scale pins the model (4 cells), and a variant
+    picked in the form pins the variant (1 cell): the line says what Launch submits."""
+    fake = FakeLauncher()
+    p = panel(fake, store_uri=mlflow_uri, preset="table4")
+    assert "= 4 runs" in p.status.value
+    p.form.inputs["averaging.variant"].value = "swa"
+    p.seeds.value = 2
+    assert "study: 1 configuration(s) × 2 seed(s) = 2 runs" in p.status.value
+    thread = p.launch()
+    wait_for(lambda: len(fake.handles) == 2)
+    assert {h.spec.averaging.variant for h in fake.handles} == {"swa"}
+    for h in fake.handles:
+        fake.play(h, [{BB: 90.0}])
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_a_study_with_a_failed_run_says_failed_and_why(mlflow_uri):
+    def script(h):
+        if h.tags["study.seed"] == "1":
+            return [("start", {}), ("fail", {"error": "RuntimeError: loss is nan\nTraceback ..."})]
+        return [("start", {}), ("finish", {"final": {"final/backbone_test_acc": 90.0}})]
+
+    fake = FakeLauncher(autoplay=script, delay_s=0.0)
+    p = panel(fake, store_uri=mlflow_uri)
+    p.seeds.value = 2
+    p.launch().join(60)
+    assert "FAILED (1 of 2 runs FAILED: RuntimeError: loss is nan), parent run" in p.note.value
+    assert "Traceback" not in p.note.value

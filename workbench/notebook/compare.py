@@ -68,8 +68,8 @@ class ComparePanel(w.VBox):
         self.diff = w.HTML("")
         self.plot = w.Image(format="png", layout=w.Layout(width="640px"))
         for dd in self.filters.values():
-            dd.observe(lambda _: self._quiet or self._refilter(), names="value")
-        self.picker.observe(lambda _: self._quiet or self.analyse(), names="value")
+            dd.observe(lambda _: self._unless_quiet(self._refilter), names="value")
+        self.picker.observe(lambda _: self._unless_quiet(self.analyse), names="value")
         self.reload_button.on_click(lambda _: self.reload())
         self.clear_button.on_click(lambda _: self.pick([]))
         super().__init__([
@@ -82,6 +82,14 @@ class ComparePanel(w.VBox):
         ])
         if autoload:
             self.reload()
+
+    def _unless_quiet(self, action) -> None:
+        """A user's change (a filter, a pick); the panel's own changes set ``_quiet``. The
+        lock first: a change arriving while a reload runs on another thread waits for it
+        instead of being taken for the reload's own."""
+        with self._lock:
+            if not self._quiet:
+                action()
 
     # -- loading ---------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -159,12 +167,19 @@ class ComparePanel(w.VBox):
                                     f"(or narrow the filters).</i>")
                 self.diff.value, self.plot.value = "", b""
                 return
-            self.tables, note = stats_tables(items)
-            self.stats.value = "".join(f"<p><b>{html.escape(t)}</b></p>{tab.to_html()}" for t, tab in self.tables) or (
-                f"<i>{html.escape(note or 'no final metrics among the selection')}</i>")
-            self.diff.value = _diff_html(items)
-            self.curves = curve_groups(self.store, items, self.max_groups)
-            self.plot.value = self._png(self.curves)
+            try:
+                self.tables, note = stats_tables(items)
+                self.stats.value = "".join(f"<p><b>{html.escape(t)}</b></p>{tab.to_html()}"
+                                           for t, tab in self.tables) or (
+                    f"<i>{html.escape(note or 'no final metrics among the selection')}</i>")
+                self.diff.value = _diff_html(items)
+                self.curves = curve_groups(self.store, items, self.max_groups)
+                self.plot.value = self._png(self.curves)
+            except Exception as err:  # a store gone mid-way, a run deleted: shown, not lost in a thread
+                self.curves = {}
+                self.plot.value = b""
+                self.note.value = (f'<span style="color:#c62828">compare error: '
+                                   f'{html.escape(f"{type(err).__name__}: {err}")}</span>')
 
     @staticmethod
     def _png(groups: dict[str, list]) -> bytes:

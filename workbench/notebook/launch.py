@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import ipywidgets as w
 
@@ -22,6 +23,17 @@ from workbench.forms import devices_for, launch_summary, lookup, overrides_betwe
 from workbench.notebook.form import ERROR_STYLE, SpecForm, esc, error_field
 
 _launches = itertools.count(1)
+
+
+def absolute_uri(uri: Optional[str]) -> Optional[str]:
+    """A relative SQLite store (``sqlite:///mlruns/mlflow.db``) pinned to the folder it
+    names now: a run's child process, whose working folder may differ, then logs to the
+    file Compare reads. Other URIs are returned as they are."""
+    if uri and uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):]
+        if path and path != ":memory:" and not Path(path).is_absolute():
+            return f"sqlite:///{Path(path).resolve()}"
+    return uri
 
 
 class LaunchPanel(w.VBox):
@@ -39,12 +51,13 @@ class LaunchPanel(w.VBox):
 
             launcher = LocalLauncher(workers=workers)
         self.launcher = launcher
-        self.store_uri = store_uri
+        self.store_uri = absolute_uri(store_uri)
         self.preset = preset
         self.scale = scale
         self.spec = None
         self.errors: dict[str, str] = {}
         self.launched: list[Any] = []  # handles of single runs, threads of studies
+        self.on_study_end: Optional[Callable[[Any], None]] = None  # called with the StudyResult (None on error)
         self.show_preview = preview
         self._describe = describe
         self._filling = False
@@ -90,10 +103,23 @@ class LaunchPanel(w.VBox):
 
         return resolve_dict(read_preset(self.preset), None, self.scale)
 
-    def _grid(self) -> Optional[dict]:
+    def _grid(self, data: Optional[dict[str, Any]] = None) -> Optional[dict]:
+        """The preset's ``[grid]`` (None without one). With the form's ``data``: the grid
+        a launch expands, as :func:`~workbench.launch.study.load_study` does: the scale's
+        ``"grid.<field>"`` entries replace lists, and a field the form changed from the
+        preset is pinned to the form's value (out of the grid)."""
         from workbench.presets import read_preset
 
-        return read_preset(self.preset).get("grid")
+        raw = read_preset(self.preset)
+        grid = raw.get("grid")
+        if not grid or data is None:
+            return grid
+        grid = dict(grid)
+        for k, v in ((raw.get("scales") or {}).get(self.scale) or {}).items() if self.scale else ():
+            if k.startswith("grid."):
+                grid[k[5:]] = v
+        pinned = overrides_between(list(self.form.fields.values()), self._base(), data)
+        return {k: v for k, v in grid.items() if k not in pinned} or {"": [None]}  # all pinned: one cell
 
     def apply_preset(self) -> None:
         """Scale choices of the preset, then every spec field from it (seeds stay)."""
@@ -166,7 +192,7 @@ class LaunchPanel(w.VBox):
             text = f"launch blocked: fix {where} (message under it)" if where else f"launch blocked: {other}"
             self._set_status(text, ok=False)
         else:
-            self._set_status(launch_summary(spec, seeds, self._grid()), ok=True)
+            self._set_status(launch_summary(spec, seeds, self._grid(data)), ok=True)
 
     def _show_plan(self, spec: Any) -> None:
         from workbench.notebook.figures import plan_summary
@@ -184,12 +210,13 @@ class LaunchPanel(w.VBox):
     # -- launch ------------------------------------------------------------------------------------
     def launch(self) -> Any:
         """Submit what the form holds: returns the run's handle, the study's thread, or
-        None when a field is invalid (nothing is launched; the status line says which)."""
+        None when a field is invalid or a cell of the study does not validate (nothing
+        is launched; the status line says which field)."""
         self._validate()
         if self.spec is None:
             self.note.value = f'<span style="{ERROR_STYLE}">Nothing launched: fix the field marked ✗ first.</span>'
             return None
-        from workbench.spec import validate
+        from workbench.spec import SpecError, validate
 
         data, _ = self._collect()
         if not lookup(data, "tracking.uri", None) and self.store_uri:
@@ -197,13 +224,29 @@ class LaunchPanel(w.VBox):
         seeds = self.seeds.value
         if seeds > 1 or self._grid():
             fields = list(self.form.fields.values())
-            return self._launch_study(seeds, overrides_between(fields, self._base(), data))
+            try:
+                return self._launch_study(seeds, overrides_between(fields, self._base(), data))
+            except SpecError as err:  # a cell of the grid the form's values do not fit
+                return self._refused(str(err))
         spec = validate(data)
         key = f"{spec.preset or 'spec'}-{spec.averaging.variant}-s{spec.seed} #{next(_launches)}"
-        handle = self.launcher.submit(spec, key=key)
+        try:
+            handle = self.launcher.submit(spec, key=key)
+        except Exception as err:  # e.g. a launcher that was shut down
+            return self._refused(f"{type(err).__name__}: {err}")
         self.launched.append(handle)
         self.note.value = f"Queued <b>{esc(key)}</b> (see the Runs tab)."
         return handle
+
+    def _refused(self, message: str) -> None:
+        """Nothing launched: the one-line reason under its field (when it names one), in
+        the status line and in the note."""
+        path = error_field(message, list(self.form.fields))
+        if path:
+            self.form.show_errors({**self.form.errors, path: message})
+        self._set_status(f"launch refused: {message}", ok=False)
+        self.note.value = f'<span style="{ERROR_STYLE}">Nothing launched: {esc(message)}</span>'
+        return None
 
     def _launch_study(self, seeds: int, overrides: dict[str, Any]) -> threading.Thread:
         from workbench.launch.study import load_study, run_study
@@ -211,12 +254,23 @@ class LaunchPanel(w.VBox):
         study = load_study(self.preset, seeds=seeds, scale=self.scale, overrides=overrides)  # validated cells
 
         def target() -> None:
+            r = None
             try:
                 r = run_study(study, launcher=self.launcher)
-                self.note.value = f"Study <b>{esc(study.name)}</b>: {r.status}, parent run {r.parent_run_id}"
+                if r.status == "FINISHED":
+                    self.note.value = f"Study <b>{esc(study.name)}</b>: {r.status}, parent run {r.parent_run_id}"
+                else:
+                    bad = [h for h in r.handles if h.status != "FINISHED"]
+                    why = next((h.error.splitlines()[0] for h in bad if h.error), "")
+                    self.note.value = (f'<span style="{ERROR_STYLE}">Study <b>{esc(study.name)}</b>: {r.status} '
+                                       f'({len(bad)} of {len(r.handles)} runs {esc(", ".join(sorted({h.status for h in bad})))}'
+                                       f'{": " + esc(why) if why else ""}), parent run {r.parent_run_id}</span>')
             except Exception as err:  # reported in the panel; the kernel carries on
                 self.note.value = (f'<span style="{ERROR_STYLE}">Study {esc(study.name)}: '
                                    f'{esc(type(err).__name__)}: {esc(err)}</span>')
+            finally:
+                if self.on_study_end is not None:
+                    self.on_study_end(r)
 
         self.note.value = f"Study <b>{esc(study.name)}</b>: {len(study.cells)} runs queued (see the Runs tab)."
         thread = threading.Thread(target=target, name=f"study-{study.name}", daemon=True)

@@ -45,6 +45,7 @@ class RunsPanel(w.VBox):
         self.max_curves = max_curves
         self.plot_interval_s = plot_interval_s
         self.plot_curves: dict[str, dict] = {}
+        self._keys: dict[int, str] = {}  # id(handle) -> its row's key, unique in this panel
         self._lock = threading.RLock()
         self._last_plot = 0.0
         self._timer: Optional[threading.Timer] = None
@@ -60,23 +61,40 @@ class RunsPanel(w.VBox):
         self.plot = w.Image(format="png", layout=w.Layout(width="640px"))
         self.note = w.HTML("")
         self._picking = False  # the panel itself is changing the picker's options
-        self.picker.observe(lambda _: self._picking or self.render(plot=True, final=True), names="value")
+        self.picker.observe(self._picked, names="value")
         self.cancel_button.on_click(lambda _: self.cancel())
         self.store_button.on_click(lambda _: self.poll_store())
         super().__init__([self.table, w.HBox([self.picker, self.cancel_button, self.store_button]),
                           self.note, w.HTML("<b>Test accuracy per epoch</b>"), self.plot])
         for h in list(getattr(launcher, "handles", [])):  # runs submitted before the panel existed
-            self.handles[h.key] = h
-            self.board.put(row_from_handle(h))
+            self._put(h)
         launcher.subscribe(self._on_event)
         self.render(plot=True)
 
     # -- events (launcher threads) ------------------------------------------------------------
     def _on_event(self, handle: Any, event: Any) -> None:
         with self._lock:
-            self.handles[handle.key] = handle
-            self.board.put(row_from_handle(handle))
+            self._put(handle)
             self.render(plot=event.kind in ("start", "epoch", "exit", "end", "failed"), final=event.kind == "exit")
+
+    def _put(self, handle: Any) -> None:
+        """The handle's row, under a key no other run of this panel has: a study launched
+        twice submits children with the same launcher keys (``quickstart seed=0``)."""
+        key = self._keys.get(id(handle))
+        if key is None:
+            key, n = handle.key, 2
+            while key in self.handles:
+                key, n = f"{handle.key} ({n})", n + 1
+            self._keys[id(handle)] = key
+        self.handles[key] = handle
+        row = row_from_handle(handle)
+        row.key = row.name = key
+        self.board.put(row)
+
+    def _picked(self, change) -> None:
+        with self._lock:  # waits for a render on another thread; skips the panel's own option changes
+            if not self._picking:
+                self.render(plot=True, final=True)
 
     # -- rendering (any thread) -------------------------------------------------------------------
     def table_rows(self) -> list[dict[str, str]]:
@@ -120,9 +138,15 @@ class RunsPanel(w.VBox):
             self._draw()
 
     def _draw(self) -> None:
+        self._last_plot = time.monotonic()
+        try:
+            self._draw_curves()
+        except Exception as err:  # on a launcher thread nobody would see it: shown in the panel
+            self.note.value = f"plot error: {html.escape(f'{type(err).__name__}: {err}')}"
+
+    def _draw_curves(self) -> None:
         from workbench.analysis.plots import plot_ta_curves
 
-        self._last_plot = time.monotonic()
         picked = self.picker.value
         rows = [r for r in self.board.rows.values() if picked in (ALL, r.key) and r.history]
         curves = {r.name: curves_from_history(r.history, (BACKBONE_TA, AVERAGE_TA)) for r in rows[-self.max_curves:]}
