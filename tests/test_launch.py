@@ -1,8 +1,10 @@
 """Launcher and studies: child processes, events, cancel, failures, parent/child runs, resume."""
+import math
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -10,8 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from workbench.launch.local import LocalLauncher
-from workbench.launch.study import load_study, run_study
-from workbench.presets import load_spec
+from workbench.forms import study_grid, study_seeds
+from workbench.launch.study import StudyControl, cancel_study, load_study, run_study, running_study
+from workbench.presets import load_spec, preset_names, read_preset, scales
 from workbench.spec import SpecError
 
 STUDY = """
@@ -141,3 +144,58 @@ def test_children_get_a_thread_budget_and_one_gpu_each(monkeypatch):
     assert launcher.workers == 2 and launcher.gpus == [0, 1]
     launcher.shutdown()
     assert LocalLauncher(gpus=[]).workers >= 1
+
+
+def test_the_faces_count_what_load_study_expands_for_every_preset_and_scale():
+    """workbench.forms.study_grid x study_seeds (the faces' status line and seeds default)
+    == the cells load_study submits; table4 at smoke: 4 configurations x 3 seeds, the
+    graph presets' smoke scales override their seeds with "study.seeds"."""
+    seen = {}
+    for name in preset_names():
+        raw = read_preset(name)
+        for scale in [None] + scales(raw):
+            grid = study_grid(raw, scale) or {}
+            n = math.prod(len(v) for v in grid.values()) * study_seeds(raw, scale)
+            assert n == len(load_study(name, scale=scale).cells), (name, scale)
+            seen[(name, scale)] = n
+    assert seen[("table4", "smoke")] == 12 and seen[("table4", None)] == 36 and seen[("quickstart", "smoke")] == 1
+    assert study_seeds(read_preset("mutag"), None) != study_seeds(read_preset("mutag"), "smoke")
+    pinned = study_grid(read_preset("table4"), "smoke", ["averaging.variant", "budget.epochs"])
+    assert pinned == {"model.name": ["vgg16"]}
+    assert study_grid(read_preset("table4"), "smoke", ["averaging.variant", "model.name"]) == {"": [None]}
+    assert study_grid(read_preset("quickstart"), "smoke") is None
+
+
+@pytest.mark.timeout(300)
+def test_cancelling_a_running_study_kills_its_parent_and_leaves_no_child_active(mlflow_uri):
+    """quickstart, 2 seeds of 400 epochs, one worker: the first child runs, the second
+    waits; cancel_study (what both faces call) stops both and the parent ends KILLED."""
+    st = load_study("quickstart", seeds=2, overrides=["budget.epochs=400"])
+    launcher = LocalLauncher(workers=1, gpus=[])
+    control = StudyControl()
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(r=run_study(st, launcher=launcher, control=control)),
+                              daemon=True)
+    try:
+        thread.start()
+        deadline = time.time() + 200
+        while not (control.handles and control.handles[0].run_id) and time.time() < deadline:
+            time.sleep(0.05)
+        first, second = control.handles
+        assert first.status == "RUNNING" and second.status == "QUEUED"
+        assert running_study(control.parent_run_id) is control
+        assert cancel_study(control.parent_run_id, "cancelled by the test")
+        thread.join(120)
+        assert not thread.is_alive()
+    finally:
+        launcher.shutdown()
+    result = box["r"]
+    assert result.status == "KILLED" and [h.status for h in result.handles] == ["KILLED", "KILLED"]
+    assert running_study(result.parent_run_id) is None and not cancel_study(result.parent_run_id)
+    client = MlflowClient(mlflow_uri)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "KILLED" and parent.data.tags["error"] == "study cancelled by the test"
+    kids = children(client, result.parent_run_id)
+    assert [k.info.run_id for k in kids] == [first.run_id]  # the queued child never started
+    assert all(k.info.status not in ("RUNNING", "SCHEDULED") for k in kids)
+    assert kids[0].info.status == "KILLED"

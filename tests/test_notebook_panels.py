@@ -459,12 +459,13 @@ def test_real_smoke_run_from_the_launch_tab_to_compare(mlflow_uri, tmp_path, mon
 
 
 def test_the_status_line_counts_the_runs_a_study_launch_submits(mlflow_uri):
-    """table4 has a 3 x 4 grid; its smoke scale pins the model (4 cells), and a variant
-    picked in the form pins the variant (1 cell): the line says what Launch submits."""
+    """table4 has a 3 x 4 grid and 3 seeds; its smoke scale pins the model (4 cells), and
+    a variant picked in the form pins the variant (1 cell): the line says what Launch submits."""
     fake = FakeLauncher()
     p = panel(fake, store_uri=mlflow_uri, preset="table4")
-    assert "= 4 runs" in p.status.value
+    assert "study: 4 configuration(s) × 3 seed(s) = 12 runs" in p.status.value
     p.form.inputs["averaging.variant"].value = "swa"
+    assert "study: 1 configuration(s) × 3 seed(s) = 3 runs" in p.status.value
     p.seeds.value = 2
     assert "study: 1 configuration(s) × 2 seed(s) = 2 runs" in p.status.value
     thread = p.launch()
@@ -488,3 +489,43 @@ def test_a_study_with_a_failed_run_says_failed_and_why(mlflow_uri):
     p.launch().join(60)
     assert "FAILED (1 of 2 runs FAILED: RuntimeError: loss is nan), parent run" in p.note.value
     assert "Traceback" not in p.note.value
+
+
+def test_the_seeds_box_follows_the_presets_study_seeds():
+    p = panel()
+    assert p.seeds.value == 1  # quickstart declares no [study] seeds
+    p.seeds.value = 5
+    p.preset_picker.value = "table4"  # [study] seeds = 3 (its smoke scale keeps them)
+    assert p.seeds.value == 3 and "× 3 seed(s)" in p.status.value
+    p.preset_picker.value = "quickstart"
+    assert p.seeds.value == 1 and p.status.value.endswith("✓ 1 run, 8 epochs on auto</span>")
+    assert panel(preset="table4").seeds.value == 3  # at start too
+    assert panel(preset="table4", seeds=2).seeds.value == 2  # unless given
+
+
+def test_cancel_study_stops_every_run_of_the_study_and_kills_its_parent(mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    fake = FakeLauncher()
+    wb = workbench_panel(fake, MemoryStore(uri=mlflow_uri), scale="smoke", preview=False)
+    lp, runs = wb.launch_panel, wb.runs_panel
+    single = fake.submit(lp.spec, key="single")
+    assert runs.cancel_study("single") is None and "not part of a study" in runs.note.value
+    lp.seeds.value = 3
+    thread = lp.launch()
+    wait_for(lambda: len(fake.handles) == 4)
+    kids = fake.handles[1:]
+    fake.start(kids[0])
+    fake.play(kids[1], [{BB: 90.0}], final={"final/backbone_test_acc": 90.0})  # ends before the cancel
+    runs.picker.value = next(k for k, h in runs.handles.items() if h is kids[2])
+    runs.cancel_study_button.click()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [h.status for h in kids] == ["KILLED", "FINISHED", "KILLED"] and single.status == "QUEUED"
+    parent = MlflowClient(mlflow_uri).get_run(kids[0].parent_run_id)
+    assert parent.info.status == "KILLED" and parent.data.tags["error"] == "study cancelled from the notebook"
+    assert "KILLED (cancelled from the notebook)" in lp.note.value
+    assert [r["status"] for r in runs.table_rows()] == ["QUEUED", "KILLED", "FINISHED", "KILLED"]
+    assert runs.cancel_study() is None and runs.note.value == "Study quickstart has no active runs."
+    runs.picker.value = ""  # all runs: the only active study, if there is one
+    assert runs.cancel_study() is None and runs.note.value == "No active study to cancel."

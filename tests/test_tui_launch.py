@@ -191,3 +191,52 @@ def test_more_seeds_launch_a_study_through_run_study(mlflow_uri):
             assert all(r.status == "FINISHED" for r in app.board.rows.values())
 
     run(body())
+
+
+def test_the_status_line_counts_the_runs_of_the_effective_grid_and_seeds_follow_the_preset(mlflow_uri):
+    """table4: a 3 x 4 grid and [study] seeds = 3; its smoke scale pins the model (4
+    cells), a variant picked in the form pins the variant (1 cell). The line says what
+    ctrl+r submits, and the seeds field follows the preset picked."""
+    async def body():
+        launcher = FakeLauncher()
+        app = build_app(launcher, MemoryStore(uri=mlflow_uri), preset="quickstart", scale="smoke")
+        async with app.run_test(size=(80, 24)) as pilot:
+            form = await ready(app, pilot)
+            assert form.values["launch.seeds"] == 1 and status(app).startswith("✓ 1 run, 8 epochs")
+            set_field(form, "launch.seeds", "4")
+            set_field(form, "launch.preset", "table4")
+            await pilot.pause()
+            assert form.values["launch.seeds"] == 3 and form.text("launch.seeds") == "3"
+            assert "study: 4 configuration(s) × 3 seed(s) = 12 runs" in status(app)
+            set_field(form, "averaging.variant", "swa")
+            await pilot.pause()
+            assert "study: 1 configuration(s) × 3 seed(s) = 3 runs" in status(app)
+            set_field(form, "launch.seeds", "2")
+            await pilot.pause()
+            assert "study: 1 configuration(s) × 2 seed(s) = 2 runs" in status(app)
+            await pilot.press("ctrl+r")
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if len(launcher.handles) == 2:
+                    break
+            assert [(h.spec.averaging.variant, h.spec.model.name, h.spec.seed) for h in launcher.handles] == [
+                ("swa", "vgg16", 0), ("swa", "vgg16", 1)]
+            for h in launcher.handles:
+                launcher.play(h, [{"backbone/test_acc": 90.0}])
+            await app.workers.wait_for_complete()
+            set_field(form, "launch.preset", "quickstart")
+            await pilot.pause()
+            assert form.values["launch.seeds"] == 1 and status(app).startswith("✓ 1 run, 8 epochs")
+
+    run(body())
+
+
+def test_the_seeds_field_starts_at_the_presets_study_seeds():
+    async def body():
+        app = build_app(FakeLauncher(), MemoryStore(), preset="table4")
+        async with app.run_test(size=(80, 24)) as pilot:
+            form = await ready(app, pilot)
+            assert form.values["launch.seeds"] == 3
+            assert "study: 12 configuration(s) × 3 seed(s) = 36 runs" in status(app)
+
+    run(body())

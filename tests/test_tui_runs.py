@@ -156,3 +156,114 @@ def test_runs_still_running_in_the_store_show_at_start():
             assert cells(app, key)[0] == "FINISHED*"
 
     run(body())
+
+
+async def pause(pilot, n: int = 4) -> None:
+    """settle() without waiting for the workers: a study's worker waits for its runs."""
+    for _ in range(n):
+        await pilot.pause(0.02)
+
+
+async def launch_study(app, pilot, launcher, seeds: int, total: int) -> None:
+    """ctrl+r on the Launch pane with ``seeds`` seeds; waits for the study's runs."""
+    await pilot.press("f2")
+    while app.pane("launch") is None or not app.pane("launch").loaded:
+        await pause(pilot)
+    app.pane("launch").form.set_input("launch.seeds", str(seeds))
+    await pilot.pause()
+    await pilot.press("ctrl+r")
+    for _ in range(200):
+        await pilot.pause(0.05)
+        if len(launcher.handles) == total:
+            return
+    raise AssertionError(f"{total - len(launcher.handles)} run(s) never submitted")
+
+
+async def pick(app, pilot, key: str) -> None:
+    table = app.screen.query_one(RunTable)
+    table.move_cursor(row=table.get_row_index(key))
+    await pause(pilot)
+
+
+def test_a_study_launched_twice_keeps_both_studies_rows_and_cancels_each_its_own(mlflow_uri):
+    """The launcher gives the second study's children the first one's keys (``quickstart
+    seed=0``): the board keys rows per launch, so both studies show and cancel apart. A
+    study whose runs were all cancelled one by one ends KILLED, not FAILED."""
+    from mlflow.tracking import MlflowClient
+
+    async def body():
+        launcher = FakeLauncher()
+        app = build_app(launcher, MemoryStore(uri=mlflow_uri), preset="quickstart", scale="smoke")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await launch_study(app, pilot, launcher, 2, 2)
+            await launch_study(app, pilot, launcher, 2, 4)
+            assert len({h.key for h in launcher.handles}) == 2
+            await pilot.press("f3")
+            await pause(pilot)
+            keys = ["quickstart seed=0", "quickstart seed=1", "quickstart seed=0 (2)", "quickstart seed=1 (2)"]
+            assert list(app.board.rows) == keys
+            assert [cells(app, k)[1] for k in keys] == keys
+            first, second = launcher.handles[:2], launcher.handles[2:]
+            for key in keys[:2]:
+                await pick(app, pilot, key)
+                await pilot.press("c")
+                await pause(pilot)
+            assert [h.status for h in launcher.handles] == ["KILLED", "KILLED", "QUEUED", "QUEUED"]
+            assert [cells(app, k)[0] for k in keys] == ["KILLED", "KILLED", "QUEUED", "QUEUED"]
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if MlflowClient(mlflow_uri).get_run(first[0].parent_run_id).info.status != "RUNNING":
+                    break
+            assert MlflowClient(mlflow_uri).get_run(first[0].parent_run_id).info.status == "KILLED"
+            assert second[0].parent_run_id != first[0].parent_run_id
+            for h in second:
+                launcher.finish(h)
+            await app.workers.wait_for_complete()
+            assert MlflowClient(mlflow_uri).get_run(second[0].parent_run_id).info.status == "FINISHED"
+
+    run(body())
+
+
+def test_cancel_study_key_stops_every_run_of_the_highlighted_runs_study(mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    from workbench.tui.screens.help import KEYS
+    from workbench.tui.screens.runs import RunsPane
+
+    # in the key bar, and in the help page
+    assert any(b.key == "C" and b.description == "Cancel study" and b.show for b in RunsPane.BINDINGS)
+    assert ("C", "cancel the run's whole study (every queued and running run)") in dict(KEYS)["Runs"]
+
+    async def body():
+        launcher = FakeLauncher()
+        app = build_app(launcher, MemoryStore(uri=mlflow_uri), preset="quickstart", scale="smoke")
+        async with app.run_test(size=(80, 24)) as pilot:
+            single = launcher.submit(spec(), key="single")
+            await launch_study(app, pilot, launcher, 3, 4)
+            kids = launcher.handles[1:]
+            launcher.start(kids[0])
+            launcher.epoch(kids[0], {"backbone/test_acc": 80.0})
+            launcher.play(kids[1], [{"backbone/test_acc": 90.0}])  # ended before the cancel: stays FINISHED
+            await pilot.press("f3")
+            await pause(pilot)
+            await pick(app, pilot, "single")
+            await pilot.press("C")  # a single run has no study: nothing happens
+            await pause(pilot)
+            assert single.status == "QUEUED" and all(k.status != "KILLED" for k in kids)
+            assert any("not part of a study" in n.message for n in app._notifications)
+            await pick(app, pilot, "quickstart seed=2")
+            await pilot.press("C")
+            await app.workers.wait_for_complete()
+            await pause(pilot)
+            assert [h.status for h in kids] == ["KILLED", "FINISHED", "KILLED"] and single.status == "QUEUED"
+            assert [cells(app, k)[0] for k in ("quickstart seed=0", "quickstart seed=1", "quickstart seed=2")] == [
+                "KILLED", "FINISHED", "KILLED"]
+            parent = MlflowClient(mlflow_uri).get_run(kids[0].parent_run_id)
+            assert parent.info.status == "KILLED"
+            assert parent.data.tags["error"] == "study cancelled from the terminal app"
+            messages = [n.message for n in app._notifications]
+            assert any(m.startswith("Cancelling study quickstart") for m in messages)
+            assert any("KILLED (cancelled from the terminal app)" in m for m in messages), messages
+            launcher.cancel(single)
+
+    run(body())

@@ -15,6 +15,11 @@ imported on first use.
   (dotted paths in nested spec dicts), :func:`overrides_between` (what the form changed
   from the preset);
 * launching: :func:`devices_for` (the device suggestions), :func:`launch_summary`;
+* studies: :func:`study_shape` (a preset's grid and ``[study]`` table at a scale, as
+  :func:`~workbench.launch.study.load_study` expands them), :func:`study_grid` and
+  :func:`launch_grid` (the grid a launch expands once the form pins fields: what the
+  status line counts) and :func:`study_seeds` (the seeds a preset asks for: the seeds
+  field's default);
 * previews: :func:`schedule_view` (the LR at every iteration and the averaging plan the
   run executes) and :func:`plan_summary`.
 """
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 SECTION_ORDER = ("launch", "model", "dataset", "optimizer", "schedule", "averaging", "budget", "", "tracking")
 HIDDEN = ("preset",)  # chosen with the preset picker
@@ -148,8 +153,60 @@ def devices_for(launcher: Any) -> list[str]:
     return ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in gpus] if gpus else [])
 
 
+def study_shape(preset: dict[str, Any], scale: Optional[str]) -> tuple[dict[str, list], dict[str, Any]]:
+    """(grid, study table) of a preset dict (:func:`~workbench.presets.read_preset`) at
+    ``scale``: the ``[grid]`` (field -> list of values) with the scale's ``"grid.<field>"``
+    entries replacing lists, and the ``[study]`` table with the scale's ``"study.<key>"``
+    entries applied. :func:`~workbench.launch.study.load_study` expands exactly these."""
+    grid = {k: v if isinstance(v, list) else [v] for k, v in (preset.get("grid") or {}).items()}
+    meta = dict(preset.get("study") or {})
+    table = ((preset.get("scales") or {}).get(scale) or {}) if scale else {}
+    for k, v in table.items():
+        if k.startswith("grid."):
+            grid[k[5:]] = v if isinstance(v, list) else [v]
+        elif k.startswith("study."):
+            meta[k[6:]] = v
+    return grid, meta
+
+
+def study_grid(preset: dict[str, Any], scale: Optional[str], pinned: Iterable[str] = ()) -> Optional[dict]:
+    """The grid a launch of ``preset`` at ``scale`` expands (None without a ``[grid]``):
+    :func:`study_shape`'s grid minus the ``pinned`` fields (those the form changed from
+    the preset: the run takes the form's value, as a ``--set`` pins a grid field in
+    ``load_study``). Every field pinned: ``{"": [None]}``, one cell (still a study)."""
+    grid, _ = study_shape(preset, scale)
+    if not grid:
+        return None
+    pinned = set(pinned)
+    return {k: v for k, v in grid.items() if k not in pinned} or {"": [None]}
+
+
+def launch_grid(preset: str, scale: Optional[str], fields: list[dict], data: Optional[dict] = None) -> Optional[dict]:
+    """The grid a face's Launch expands for the preset (by name) at ``scale``
+    (:func:`study_grid`), with the fields whose form value (``data``, the spec dict of
+    the form's ``fields``) differs from the preset's pinned, as the launch passes them to
+    ``load_study``; without ``data`` nothing is pinned."""
+    from workbench.presets import read_preset, resolve_dict
+
+    raw = read_preset(preset)
+    grid = study_grid(raw, scale)
+    if grid is None or data is None:
+        return grid
+    return study_grid(raw, scale, overrides_between(fields, resolve_dict(raw, None, scale), data))
+
+
+def study_seeds(preset: dict[str, Any], scale: Optional[str]) -> int:
+    """The number of seeds the preset's ``[study] seeds`` asks for (the scale's
+    ``"study.seeds"`` wins), else 1: the seeds field's default in both faces."""
+    _, meta = study_shape(preset, scale)
+    try:
+        return max(1, int(meta.get("seeds", 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
 def launch_summary(spec: Any, seeds: int, grid: Optional[dict]) -> str:
-    """What a launch submits: one run, or a study (the preset's ``[grid]`` × seeds)."""
+    """What a launch submits: one run, or a study (``grid``, from :func:`study_grid`, × seeds)."""
     size = f"{spec.budget.epochs} epochs on {spec.device}"
     if grid or seeds > 1:
         cells = 1

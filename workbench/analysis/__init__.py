@@ -16,7 +16,7 @@ Importing this package is cheap: the names below load their module on first use.
 """
 from __future__ import annotations
 
-import importlib
+from workbench.lazy import lazy_exports
 
 _EXPORTS = {
     "AnalysisError": "runs", "fetch_runs": "runs", "fetch_run": "runs", "metric_histories": "runs",
@@ -35,8 +35,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'workbench.analysis' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"workbench.analysis.{mod}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

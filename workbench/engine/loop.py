@@ -54,7 +54,7 @@ class _Sums:
 
     def add(self, loss: torch.Tensor, correct, n: int) -> None:
         if self.host:
-            self.loss += float(loss) * n
+            self.loss += float(loss.detach()) * n
             self.correct += int(correct)
         else:
             self.loss += loss.detach().double() * n

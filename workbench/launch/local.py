@@ -300,6 +300,10 @@ class LocalLauncher:
                 handle.error = event.data.get("error", "")
 
     def _finish(self, handle: RunHandle, rc: int, error: str = "") -> None:
+        if rc != 0 and handle.cancel_requested and handle.run_id:
+            # Before the handle reads as done, so whoever waits on it finds the store settled
+            # (a child killed before it could mark its run would otherwise stay RUNNING there).
+            _mark_run(handle, "KILLED")
         with self._lock:
             handle.ended = time.time()
             if rc == 0:
@@ -313,8 +317,6 @@ class LocalLauncher:
                 handle.error = error or (lines[-1] if lines else f"exit status {rc}")
                 if handle.error.startswith("workbench: "):
                     handle.error = handle.error[len("workbench: "):]
-        if handle.status == "KILLED" and handle.run_id:
-            _mark_run(handle, "KILLED")
         self._publish(handle, Event("exit", handle.run_id, handle.epoch,
                                     {"status": handle.status, "error": handle.error, "returncode": rc}))
         self._wake.set()

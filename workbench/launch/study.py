@@ -12,14 +12,22 @@ the grid, the seeds, the number of children, the git commit; artifact
 ``study.toml``) and one child per (cell, seed) with the tag ``mlflow.parentRunId``
 plus ``study.cell`` and ``study.seed``. ``resume`` keeps children that FINISHED
 and runs the rest (a child left RUNNING by a killed launcher is marked KILLED).
+
+Cancel: :meth:`StudyControl.cancel` (or :func:`cancel_study` by parent run id, what the
+faces call) stops a running study as a whole: every child still queued or running is
+cancelled, and the parent ends KILLED with the reason in its ``error`` tag. A study
+whose children were cancelled one by one (none FAILED) ends KILLED as well.
 """
 from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from workbench.forms import study_shape
 from workbench.presets import read_preset, resolve_dict
 from workbench.spec import RunSpec, SpecError, apply_overrides, validate
 
@@ -59,20 +67,11 @@ def load_study(name_or_path: str, seeds: Optional[int] = None, scale: Optional[s
     """Expand a study into validated cells. Raises SpecError naming the field (and
     the cell) for bad input, before anything runs."""
     data = read_preset(name_or_path)
-    grid = {k: v if isinstance(v, list) else [v] for k, v in (data.get("grid") or {}).items()}
+    grid, meta = study_shape(data, scale)  # the scale's "grid.*" / "study.*" entries applied
     cases = list(data.get("cases") or [{}])
-    meta = dict(data.get("study") or {})
-    table = dict((data.get("scales") or {}).get(scale, {})) if scale else {}
-    for k in [k for k in table if k.startswith(("grid.", "study."))]:
-        v = table.pop(k)
-        if k.startswith("grid."):
-            grid[k[5:]] = v if isinstance(v, list) else [v]
-        else:
-            meta[k[6:]] = v
-    data = dict(data)
-    if scale:
-        data.setdefault("scales", {})[scale] = table
-    base = resolve_dict(data, overrides, scale)
+    if scale and scale not in (data.get("scales") or {}):  # as before: an unknown scale is the full size
+        data = {**data, "scales": {**(data.get("scales") or {}), scale: {}}}
+    base = resolve_dict(data, overrides, scale)  # leaves those entries out of the runs
     n_seeds = seeds or int(meta.get("seeds", 1))
     if n_seeds < 1:
         raise SpecError("seeds: must be at least 1")
@@ -94,6 +93,61 @@ def load_study(name_or_path: str, seeds: Optional[int] = None, scale: Optional[s
                 cells.append(Cell(cell_key(values), values, seed, spec))
     name = base.get("preset") or str(name_or_path)
     return Study(name, grid, cases if cases != [{}] else [], seed_list, cells, base)
+
+
+class StudyControl:
+    """A running study, for whoever wants to stop it: :func:`run_study` fills
+    ``parent_run_id`` and ``handles`` as they exist and watches :meth:`cancel`."""
+
+    def __init__(self) -> None:
+        self.parent_run_id: Optional[str] = None
+        self.handles: list = []
+        self.launcher: Any = None
+        self.reason = ""
+        self._cancel = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        """Stop the study: its queued and running children are cancelled (KILLED), and
+        the parent run ends KILLED with ``reason``. Returns at once."""
+        if not self._cancel.is_set():
+            self.reason = reason
+            self._cancel.set()
+        self._stop_children()
+
+    def _stop_children(self) -> None:
+        launcher = self.launcher
+        if launcher is None:
+            return
+        for h in list(self.handles):
+            if not h.done:
+                launcher.cancel(h)
+
+    def wait(self, timeout: float) -> bool:
+        return self._cancel.wait(timeout)
+
+
+_running: dict[str, StudyControl] = {}  # parent run id -> control, while run_study runs in this process
+_running_lock = threading.Lock()
+
+
+def running_study(parent_run_id: Optional[str]) -> Optional[StudyControl]:
+    """The control of the study with this parent run, while it runs in this process."""
+    with _running_lock:
+        return _running.get(parent_run_id) if parent_run_id else None
+
+
+def cancel_study(parent_run_id: Optional[str], reason: str = "cancelled by the user") -> bool:
+    """Cancel the study running in this process under ``parent_run_id`` (see
+    :meth:`StudyControl.cancel`); False when no such study runs here."""
+    control = running_study(parent_run_id)
+    if control is None:
+        return False
+    control.cancel(reason)
+    return True
 
 
 @dataclass
@@ -123,8 +177,11 @@ def find_parent(client, exp_id: str, name: str) -> Optional[str]:
 
 
 def run_study(study: Study, *, workers: Optional[int] = None, resume: bool | str = False, launcher=None,
-              on_event: Optional[Callable] = None) -> StudyResult:
-    """Run (or resume) a study through the local launcher; returns when every child is done."""
+              on_event: Optional[Callable] = None, control: Optional[StudyControl] = None) -> StudyResult:
+    """Run (or resume) a study through the local launcher; returns when every child is
+    done. ``control``: a :class:`StudyControl` whose ``cancel()`` stops the study (the
+    result's status is then KILLED); the study is also registered for
+    :func:`cancel_study` while it runs."""
     from mlflow.entities import Param, RunTag
 
     from workbench.launch.local import LocalLauncher
@@ -163,25 +220,52 @@ def run_study(study: Study, *, workers: Optional[int] = None, resume: bool | str
     todo = [c for c in study.cells if (c.key, c.seed) not in done]
     own = launcher is None
     launcher = launcher or LocalLauncher(workers=workers)
+    control = control or StudyControl()
+    control.parent_run_id, control.launcher = parent_id, launcher
+    with _running_lock:
+        _running[parent_id] = control
     if on_event is not None:
         launcher.subscribe(on_event)
-    handles = [launcher.submit(c.spec, key=f"{c.key or study.name} seed={c.seed}", parent_run_id=parent_id,
-                               tags={"study.name": study.name, "study.cell": c.key, "study.seed": str(c.seed)})
-               for c in todo]
+    handles = control.handles
     try:
+        for c in todo:
+            if control.cancelled:
+                break  # nothing more is submitted
+            handles.append(launcher.submit(
+                c.spec, key=f"{c.key or study.name} seed={c.seed}", parent_run_id=parent_id,
+                tags={"study.name": study.name, "study.cell": c.key, "study.seed": str(c.seed)}))
+        stopped = False
         while not all(h.done for h in handles):
-            import time
-
-            time.sleep(0.2)
+            if not control.cancelled:
+                control.wait(0.2)
+            elif not stopped:  # once more: a child submitted while cancel() ran
+                control._stop_children()
+                stopped = True
+            else:
+                time.sleep(0.1)
     except KeyboardInterrupt:
         for h in handles:
             launcher.cancel(h)
-        client.set_terminated(parent_id, status="KILLED")
+        _kill_parent(client, parent_id, "interrupted")
         raise
     finally:
+        with _running_lock:
+            _running.pop(parent_id, None)
         if own:
             launcher.shutdown(cancel=True)
-    ok = all(h.status == "FINISHED" for h in handles)
-    status = "FINISHED" if ok else "FAILED"
-    client.set_terminated(parent_id, status=status)
-    return StudyResult(parent_id, handles, len(study.cells) - len(todo), status)
+    statuses = {h.status for h in handles}
+    if control.cancelled:
+        status = "KILLED"
+        _kill_parent(client, parent_id, control.reason or "cancelled")
+    else:
+        status = "FAILED" if "FAILED" in statuses else "KILLED" if "KILLED" in statuses else "FINISHED"
+        client.set_terminated(parent_id, status=status)
+    return StudyResult(parent_id, list(handles), len(study.cells) - len(todo), status)
+
+
+def _kill_parent(client, parent_id: str, reason: str) -> None:
+    """Mark the study's parent run KILLED, its reason in the ``error`` tag (as a child's)."""
+    try:
+        client.set_tag(parent_id, "error", f"study {reason}"[:5000])
+    finally:
+        client.set_terminated(parent_id, status="KILLED")

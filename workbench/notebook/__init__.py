@@ -16,7 +16,7 @@ on first use. The panels need no running kernel, so tests build them with fakes.
 """
 from __future__ import annotations
 
-import importlib
+from workbench.lazy import lazy_exports
 
 _EXPORTS = {
     "LaunchPanel": "launch", "RunsPanel": "monitor", "ComparePanel": "compare",
@@ -28,8 +28,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'workbench.notebook' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"workbench.notebook.{mod}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

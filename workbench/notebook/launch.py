@@ -2,10 +2,12 @@
 
 Every edit re-validates with :func:`workbench.spec.validate`; its one-line message (the
 same the CLI prints for ``--set``) names the field and is shown under that field, and
-launch is refused while any field is invalid. One seed and no ``[grid]``: one run
-submitted to the launcher. More seeds, or a preset with a grid: a study through
-:func:`workbench.launch.study.run_study` (a parent run, a child per cell and seed) on the
-same launcher, from a background thread (the kernel stays free).
+launch is refused while any field is invalid. The seeds box follows the preset's
+``[study] seeds`` (its scale's ``study.seeds`` first; 1 without). One seed and no
+``[grid]``: one run submitted to the launcher. More seeds, or a preset with a grid: a
+study through :func:`workbench.launch.study.run_study` (a parent run, a child per cell
+and seed) on the same launcher, from a background thread (the kernel stays free); the
+status line counts its runs from the grid it expands (:func:`workbench.forms.launch_grid`).
 
 The launcher is injected (``LaunchPanel(launcher=FakeLauncher())`` in tests); by default a
 :class:`~workbench.launch.local.LocalLauncher` whose runs end with the kernel.
@@ -19,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import ipywidgets as w
 
-from workbench.forms import devices_for, launch_summary, lookup, overrides_between
+from workbench.forms import devices_for, launch_grid, launch_summary, lookup, overrides_between, study_seeds
 from workbench.notebook.form import ERROR_STYLE, SpecForm, esc, error_field
 
 _launches = itertools.count(1)
@@ -41,7 +43,8 @@ class LaunchPanel(w.VBox):
     ``errors`` ({field: message}); call :meth:`launch` (what the button does)."""
 
     def __init__(self, launcher: Any = None, store_uri: Optional[str] = None, *, preset: str = "quickstart",
-                 scale: Optional[str] = None, seeds: int = 1, preview: bool = True, workers: Optional[int] = None):
+                 scale: Optional[str] = None, seeds: Optional[int] = None, preview: bool = True,
+                 workers: Optional[int] = None):
         from workbench.presets import describe, preset_names, read_preset
         from workbench.spec import form_fields
 
@@ -67,8 +70,10 @@ class LaunchPanel(w.VBox):
                                         tooltip="One experiment of the paper, or a smoke-sized default")
         self.scale_picker = w.Dropdown(options=[("full size", None)], value=None, description="scale", style=style,
                                        tooltip="Scale of the preset (smoke = minutes on a CPU)")
-        self.seeds = w.IntText(value=seeds, description="seeds", style=style, layout=w.Layout(width="140px"),
-                               tooltip="1 launches one run; more launch a study (one child per seed)")
+        self.seeds = w.IntText(value=1 if seeds is None else seeds, description="seeds", style=style,
+                               layout=w.Layout(width="140px"),
+                               tooltip="1 launches one run; more launch a study (one child per seed); "
+                                       "set from the preset's [study] seeds when a preset is picked")
         self.seeds_message = w.HTML("", layout=w.Layout(display="none"))
         self.preset_help = w.HTML("")
         self.form = SpecForm(form_fields(), {"device": devices_for(launcher)}, on_change=self._changed)
@@ -82,7 +87,7 @@ class LaunchPanel(w.VBox):
 
         self.preset_picker.observe(self._preset_changed, names="value")
         self.scale_picker.observe(self._scale_changed, names="value")
-        self.seeds.observe(lambda _: self._validate(), names="value")
+        self.seeds.observe(lambda _: self._filling or self._validate(), names="value")
         self.launch_button.on_click(lambda _: self.launch())
         self.reset_button.on_click(lambda _: self.apply_preset())
 
@@ -95,7 +100,7 @@ class LaunchPanel(w.VBox):
             w.HBox([self.launch_button, self.reset_button]),
             self.status, self.note,
         ])
-        self.apply_preset()
+        self.apply_preset(seeds=seeds)
 
     # -- preset and scale -----------------------------------------------------------------------
     def _base(self) -> dict[str, Any]:
@@ -104,34 +109,24 @@ class LaunchPanel(w.VBox):
         return resolve_dict(read_preset(self.preset), None, self.scale)
 
     def _grid(self, data: Optional[dict[str, Any]] = None) -> Optional[dict]:
-        """The preset's ``[grid]`` (None without one). With the form's ``data``: the grid
-        a launch expands, as :func:`~workbench.launch.study.load_study` does: the scale's
-        ``"grid.<field>"`` entries replace lists, and a field the form changed from the
-        preset is pinned to the form's value (out of the grid)."""
-        from workbench.presets import read_preset
+        """The grid a launch expands (None without a ``[grid]``), the fields the form's
+        ``data`` changed from the preset pinned: :func:`workbench.forms.launch_grid`."""
+        return launch_grid(self.preset, self.scale, list(self.form.fields.values()), data)
 
-        raw = read_preset(self.preset)
-        grid = raw.get("grid")
-        if not grid or data is None:
-            return grid
-        grid = dict(grid)
-        for k, v in ((raw.get("scales") or {}).get(self.scale) or {}).items() if self.scale else ():
-            if k.startswith("grid."):
-                grid[k[5:]] = v
-        pinned = overrides_between(list(self.form.fields.values()), self._base(), data)
-        return {k: v for k, v in grid.items() if k not in pinned} or {"": [None]}  # all pinned: one cell
-
-    def apply_preset(self) -> None:
-        """Scale choices of the preset, then every spec field from it (seeds stay)."""
+    def apply_preset(self, seeds: Optional[int] = None) -> None:
+        """Scale choices of the preset, then every spec field from it, and the seeds from
+        its ``[study] seeds`` (:func:`workbench.forms.study_seeds`) unless ``seeds`` is given."""
         from workbench.presets import read_preset, scales
 
-        options = scales(read_preset(self.preset))
+        raw = read_preset(self.preset)
+        options = scales(raw)
         self.scale = self.scale if self.scale in options else None
         self._filling = True
         try:
             self.scale_picker.options = [("full size", None)] + [(s, s) for s in options]
             self.scale_picker.value = self.scale
             self.form.set_values(self._base())
+            self.seeds.value = study_seeds(raw, self.scale) if seeds is None else seeds
         finally:
             self._filling = False
         self.preset_help.value = f'<i>{esc(self._describe(self.preset))}</i>'
@@ -249,16 +244,20 @@ class LaunchPanel(w.VBox):
         return None
 
     def _launch_study(self, seeds: int, overrides: dict[str, Any]) -> threading.Thread:
-        from workbench.launch.study import load_study, run_study
+        from workbench.launch.study import StudyControl, load_study, run_study
 
         study = load_study(self.preset, seeds=seeds, scale=self.scale, overrides=overrides)  # validated cells
+        control = StudyControl()  # the Runs panel's Cancel study reaches it through cancel_study
 
         def target() -> None:
             r = None
             try:
-                r = run_study(study, launcher=self.launcher)
+                r = run_study(study, launcher=self.launcher, control=control)
                 if r.status == "FINISHED":
                     self.note.value = f"Study <b>{esc(study.name)}</b>: {r.status}, parent run {r.parent_run_id}"
+                elif control.cancelled:
+                    self.note.value = (f"Study <b>{esc(study.name)}</b>: KILLED ({esc(control.reason)}), "
+                                       f"parent run {r.parent_run_id}")
                 else:
                     bad = [h for h in r.handles if h.status != "FINISHED"]
                     why = next((h.error.splitlines()[0] for h in bad if h.error), "")
@@ -275,6 +274,7 @@ class LaunchPanel(w.VBox):
         self.note.value = f"Study <b>{esc(study.name)}</b>: {len(study.cells)} runs queued (see the Runs tab)."
         thread = threading.Thread(target=target, name=f"study-{study.name}", daemon=True)
         thread.study = study  # type: ignore[attr-defined]
+        thread.control = control  # type: ignore[attr-defined]
         self.launched.append(thread)
         thread.start()
         return thread

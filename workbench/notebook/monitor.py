@@ -8,9 +8,11 @@ whichever cell happens to run (ipywidgets docs, "Output widgets: interacting fro
 background threads"). The plot is re-rendered at most every ``plot_interval_s`` seconds
 per panel (a trailing timer draws the last skipped update), always at a run's end.
 
-Rows are :class:`workbench.tui.model.RunRow` (the terminal app's board), built with
-:func:`~workbench.tui.model.row_from_handle`; runs a store says are still RUNNING from
-another session join with :meth:`RunsPanel.poll_store`.
+Rows are :class:`workbench.tui.model.RunRow` on a :class:`~workbench.tui.model.RunBoard`
+(the terminal app's board, which keys each launcher handle's row uniquely: a study
+launched twice keeps both studies' rows); runs a store says are still RUNNING from
+another session join with :meth:`RunsPanel.poll_store`. *Cancel run* stops one run,
+*Cancel study* every run of the picked run's study (its parent run ends KILLED).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any, Optional
 import ipywidgets as w
 
 from workbench.tui.model import (AVERAGE_TA, BACKBONE_TA, RunBoard, curves_from_history, fmt_acc, fmt_eta,
-                                 row_from_handle, row_from_record)
+                                 row_from_record)
 
 STATUS_COLOUR = {"QUEUED": "#777", "RUNNING": "#b8860b", "FINISHED": "#2e7d32", "FAILED": "#c62828",
                  "KILLED": "#8e24aa"}
@@ -32,7 +34,7 @@ ALL = ""
 
 
 class RunsPanel(w.VBox):
-    """Live table and test-accuracy plot of the launcher's runs; a cancel button.
+    """Live table and test-accuracy plot of the launcher's runs; cancel buttons (a run, a study).
 
     ``table_rows()`` gives the cells the table shows; ``plot_curves`` the
     ``{run: {metric: (epochs, values)}}`` the plot last drew."""
@@ -41,11 +43,10 @@ class RunsPanel(w.VBox):
         self.launcher = launcher
         self.store = store
         self.board = RunBoard()
-        self.handles: dict[str, Any] = {}
+        self.handles = self.board.handles  # row key -> launcher handle (keys unique in this panel)
         self.max_curves = max_curves
         self.plot_interval_s = plot_interval_s
         self.plot_curves: dict[str, dict] = {}
-        self._keys: dict[int, str] = {}  # id(handle) -> its row's key, unique in this panel
         self._lock = threading.RLock()
         self._last_plot = 0.0
         self._timer: Optional[threading.Timer] = None
@@ -55,6 +56,9 @@ class RunsPanel(w.VBox):
                                  style={"description_width": "40px"}, layout=w.Layout(width="420px"))
         self.cancel_button = w.Button(description="Cancel run", icon="stop", button_style="danger",
                                       tooltip="Stop the picked run (or the only active one); it ends KILLED")
+        self.cancel_study_button = w.Button(description="Cancel study", icon="stop-circle", button_style="danger",
+                                            tooltip="Stop every run of the picked run's study (or of the only "
+                                                    "active study); the study's parent run ends KILLED")
         self.store_button = w.Button(description="Runs from other sessions", icon="refresh",
                                      tooltip="Show runs the store says are still RUNNING",
                                      layout=w.Layout(display=None if store is not None else "none"))
@@ -63,33 +67,21 @@ class RunsPanel(w.VBox):
         self._picking = False  # the panel itself is changing the picker's options
         self.picker.observe(self._picked, names="value")
         self.cancel_button.on_click(lambda _: self.cancel())
+        self.cancel_study_button.on_click(lambda _: self.cancel_study())
         self.store_button.on_click(lambda _: self.poll_store())
-        super().__init__([self.table, w.HBox([self.picker, self.cancel_button, self.store_button]),
+        buttons = [self.picker, self.cancel_button, self.cancel_study_button, self.store_button]
+        super().__init__([self.table, w.HBox(buttons),
                           self.note, w.HTML("<b>Test accuracy per epoch</b>"), self.plot])
         for h in list(getattr(launcher, "handles", [])):  # runs submitted before the panel existed
-            self._put(h)
+            self.board.put_handle(h)
         launcher.subscribe(self._on_event)
         self.render(plot=True)
 
     # -- events (launcher threads) ------------------------------------------------------------
     def _on_event(self, handle: Any, event: Any) -> None:
         with self._lock:
-            self._put(handle)
+            self.board.put_handle(handle)
             self.render(plot=event.kind in ("start", "epoch", "exit", "end", "failed"), final=event.kind == "exit")
-
-    def _put(self, handle: Any) -> None:
-        """The handle's row, under a key no other run of this panel has: a study launched
-        twice submits children with the same launcher keys (``quickstart seed=0``)."""
-        key = self._keys.get(id(handle))
-        if key is None:
-            key, n = handle.key, 2
-            while key in self.handles:
-                key, n = f"{handle.key} ({n})", n + 1
-            self._keys[id(handle)] = key
-        self.handles[key] = handle
-        row = row_from_handle(handle)
-        row.key = row.name = key
-        self.board.put(row)
 
     def _picked(self, change) -> None:
         with self._lock:  # waits for a render on another thread; skips the panel's own option changes
@@ -183,6 +175,41 @@ class RunsPanel(w.VBox):
         self.launcher.cancel(handle)
         self.note.value = f"Cancel sent to {html.escape(key)}."
         return key
+
+    def cancel_study(self, key: Optional[str] = None) -> Optional[str]:
+        """Cancel every run of the study of the run ``key`` (default: the picked run, else
+        the only study with active runs): its queued and running children end KILLED and
+        so does its parent run. Returns the study's parent run id, or None (the note says why)."""
+        from workbench.launch.study import cancel_study
+
+        key = key or self.picker.value
+        with self._lock:
+            if not key:
+                studies = {h.parent_run_id: k for k, h in self.handles.items() if h.parent_run_id and not h.done}
+                if len(studies) != 1:
+                    self.note.value = ("No active study to cancel." if not studies
+                                       else "Several studies are active: pick one of its runs in the list first.")
+                    return None
+                key = next(iter(studies.values()))
+            handle = self.handles.get(key)
+        if handle is None:
+            self.note.value = f"{html.escape(key)}: started by another session; stop it there."
+            return None
+        parent = handle.parent_run_id
+        if not parent:
+            self.note.value = f"{html.escape(key)} is a single run, not part of a study: use Cancel run."
+            return None
+        name = handle.tags.get("study.name") or parent[:8]
+        if cancel_study(parent, "cancelled from the notebook"):
+            self.note.value = f"Cancelling study {html.escape(name)} (its queued and running runs)."
+            return parent
+        with self._lock:  # not running here any more (ended, or run elsewhere): stop what is left of it
+            left = [h for h in self.handles.values() if h.parent_run_id == parent and not h.done]
+        for h in left:
+            self.launcher.cancel(h)
+        self.note.value = (f"Cancel sent to the {len(left)} active run(s) of study {html.escape(name)}." if left
+                           else f"Study {html.escape(name)} has no active runs.")
+        return parent if left else None
 
     def poll_store(self) -> int:
         """Add runs the store says are RUNNING (from another session) and refresh the ones

@@ -23,8 +23,8 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 
-from workbench.tui.messages import CancelRun, OpenRun, RunUpdated, ShowLink, StoreRunsFound
-from workbench.tui.model import AVERAGE_TA, BACKBONE_TA, RunBoard, fmt_acc, row_from_handle, row_from_record
+from workbench.tui.messages import CancelRun, CancelStudy, OpenRun, RunUpdated, ShowLink, StoreRunsFound
+from workbench.tui.model import AVERAGE_TA, BACKBONE_TA, RunBoard, fmt_acc, row_from_record
 from workbench.tui.screens.launch import SchemaLoaded
 from workbench.tui.screens.main import MainScreen
 
@@ -128,8 +128,7 @@ class WorkbenchApp(App):
 
     @on(RunUpdated)
     def _run_updated(self, message: RunUpdated) -> None:
-        row = row_from_handle(message.handle)
-        self.board.put(row)
+        row = self.board.put_handle(message.handle)  # a key unique on the board: a study launched twice keeps both
         _trace("run_event", kind=message.kind, key=row.key, status=row.status, epoch=row.epoch)
         self._push_row(row)
         if message.kind == "exit":
@@ -150,10 +149,29 @@ class WorkbenchApp(App):
 
     @on(CancelRun)
     def _cancel(self, message: CancelRun) -> None:
-        handle = next((h for h in self.launcher.handles if h.key == message.key), None)
+        handle = self.board.handle(message.key)
         if handle is not None and not handle.done:
             self.launcher.cancel(handle)
-            self.notify(f"Cancelling {handle.key}…")
+            self.notify(f"Cancelling {message.key}…")
+
+    @on(CancelStudy)
+    def _cancel_study(self, message: CancelStudy) -> None:
+        handle = self.board.handle(message.key)
+        parent = getattr(handle, "parent_run_id", None)
+        if not parent:
+            return
+        from workbench.launch.study import cancel_study
+
+        name = handle.tags.get("study.name") or parent[:8]
+        if cancel_study(parent, "cancelled from the terminal app"):
+            self.notify(f"Cancelling study {name} (its queued and running runs)…")
+            return
+        # not running in this process any more: stop whatever of it is still active
+        left = [h for h in self.board.handles.values() if h.parent_run_id == parent and not h.done]
+        for h in left:
+            self.launcher.cancel(h)
+        self.notify(f"Cancelling the {len(left)} active run(s) of study {name}…" if left
+                    else f"Study {name} has no active runs.")
 
     # -- runs of earlier sessions, from the store ---------------------------------------------------
     @work(thread=True, exclusive=True, group="store-runs", exit_on_error=False)

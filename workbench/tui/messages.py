@@ -49,3 +49,12 @@ class CancelRun(Message):
     def __init__(self, key: str) -> None:
         super().__init__()
         self.key = key
+
+
+class CancelStudy(Message):
+    """Ask the app to cancel the whole study of one of this session's runs (by row key):
+    every queued and running run of the study, and its parent run ends KILLED."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key

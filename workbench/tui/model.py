@@ -80,13 +80,45 @@ def row_from_record(rec: Mapping[str, Any], history: Optional[list[dict]] = None
 
 
 class RunBoard:
-    """Every row the Runs screen shows, in arrival order; owned by the app."""
+    """Every row the Runs screen shows, in arrival order; owned by the app (the notebook's
+    Runs panel has one too).
+
+    A launcher handle's row goes in with :meth:`put_handle`, under a key no other run of
+    the board has: a study launched twice submits children with the same launcher keys
+    (``quickstart seed=0``), and the second must not take the first one's rows."""
 
     def __init__(self) -> None:
         self.rows: dict[str, RunRow] = {}
+        self.handles: dict[str, Any] = {}  # row key -> the launcher handle of a session row
+        self._keys: dict[int, tuple[Any, str]] = {}  # id(handle) -> (handle, its row key)
 
     def put(self, row: RunRow) -> None:
         self.rows[row.key] = row
+
+    def key_for(self, handle: Any) -> str:
+        """The row key of a launcher handle: its ``key``, or ``key (2)``, ``key (3)``… when
+        another run of the board has it; the same for the handle's life."""
+        known = self._keys.get(id(handle))
+        if known is not None and known[0] is handle:
+            return known[1]
+        key, n = handle.key, 2
+        while key in self.rows or key in self.handles:
+            key, n = f"{handle.key} ({n})", n + 1
+        self._keys[id(handle)] = (handle, key)  # the handle is kept: its id is never reused meanwhile
+        self.handles[key] = handle
+        return key
+
+    def put_handle(self, handle: Any) -> RunRow:
+        """Put (or refresh) the row of a launcher handle; returns it."""
+        key = self.key_for(handle)
+        row = row_from_handle(handle)
+        row.key = row.name = key
+        self.put(row)
+        return row
+
+    def handle(self, key: str) -> Any:
+        """The launcher handle behind a session row (None for a store row)."""
+        return self.handles.get(key)
 
     def get(self, key: str) -> Optional[RunRow]:
         return self.rows.get(key)

@@ -14,9 +14,11 @@ KEYS = (
                     ("ctrl+q", "quit (asks about active runs)"), ("tab", "next field / pane"))),
     ("Launch", (("↑ ↓  enter", "pick a field; edit it in the line below (enter / esc: back)"),
                 ("ctrl+r", "launch (1 seed: a run; more seeds or a grid preset: a study)"),
+                ("seeds", "follows the preset picked: its [study] seeds, else 1"),
                 ("ctrl+o", "reset the form to the preset"), ("✗", "a field that blocks the launch"))),
     ("Runs", (("↑ ↓", "pick a run: its live accuracy plot"), ("enter", "details: spec, curves, artifacts, error"),
-              ("c", "cancel the run"), ("*", "status from the store: started by another session"))),
+              ("c", "cancel the run"), ("C", "cancel the run's whole study (every queued and running run)"),
+              ("*", "status from the store: started by another session"))),
     ("Compare", (("space", "pick a run or study (a study = its seeds)"), ("enter", "details"),
                  ("l", "MLflow UI link (start it with: workbench ui)"), ("r", "reload"), ("x", "clear picks"))),
     ("Details", (("escape", "back"), ("l", "MLflow UI link"))),
@@ -30,7 +32,7 @@ def help_text() -> Table:
     for section, keys in KEYS:
         t.add_row(Text(section, style="bold underline"), "")
         for k, what in keys:
-            t.add_row(k, what)
+            t.add_row(k, Text(what))  # plain text: "[study]" is not markup
     return t
 
 

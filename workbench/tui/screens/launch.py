@@ -1,13 +1,16 @@
 """Launch: pick a preset, edit the generated form, preview the LR schedule, launch.
 
 The form's first section, ``launch``, holds the choices that are not spec fields: the
-preset (the picker), its scale, and the number of seeds. The schema (registries:
-models, datasets, schedules, variants) loads in a worker after the first frame, since
-the model registry imports torch; so do the presets (pydantic). Every edit re-validates
+preset (the picker), its scale, and the number of seeds (set from the preset's
+``[study] seeds``, its scale's ``study.seeds`` first, whenever a preset or scale is
+picked or the form is reset; 1 without). The schema (registries: models, datasets,
+schedules, variants) loads in a worker after the first frame, since the model registry
+imports torch; so do the presets (pydantic). Every edit re-validates
 with :func:`workbench.spec.validate`, whose message names the field: it is shown under
 that field, and launch is blocked while any field is invalid. One seed and no grid: one
 run through the launcher. More seeds, or a preset with a ``[grid]``: a study through
-:func:`workbench.launch.study.run_study` in a thread worker (same launcher).
+:func:`workbench.launch.study.run_study` in a thread worker (same launcher); the status
+line counts its runs from the grid it expands (:func:`workbench.forms.launch_grid`).
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from workbench.forms import devices_for, launch_summary, lookup, overrides_between, plan_summary
+from workbench.forms import (devices_for, launch_grid, launch_summary, lookup, overrides_between, plan_summary,
+                             study_seeds)
 from workbench.tui.widgets.field_editor import FieldEditor
 from workbench.tui.widgets.lr_preview import LRPreview
 from workbench.tui.widgets.spec_form import SpecForm
@@ -54,7 +58,8 @@ def launch_fields(presets: list[str], preset: str, scale: Optional[str]) -> list
         {**base, "path": SCALE, "name": "scale", "type": "choice", "choices": [], "default": None, "value": scale,
          "nullable": True, "help": "Scale of the preset (auto = its full size; smoke = minutes on a CPU)"},
         {**base, "path": SEEDS, "name": "seeds", "type": "int", "default": 1, "value": 1, "ge": 1,
-         "help": "Seeds: 1 launches one run; more launch a study (one child run per seed, mean ± std in Compare)"},
+         "help": "Seeds: 1 launches one run; more launch a study (one child run per seed, mean ± std in Compare); "
+                 "set from the preset's [study] seeds"},
     ]
 
 
@@ -122,12 +127,14 @@ class LaunchPane(Vertical):
         return resolve_dict(read_preset(self.preset), None, self.scale)
 
     def _apply_preset(self) -> None:
-        """Scale choices of the preset, then every spec field from it (seeds stay)."""
+        """Scale choices of the preset, then every spec field from it, and the seeds from
+        its ``[study] seeds`` (:func:`workbench.forms.study_seeds`)."""
         from workbench.presets import read_preset, scales
         from workbench.spec import SpecError
 
         try:
-            options = scales(read_preset(self.preset))
+            raw = read_preset(self.preset)
+            options = scales(raw)
             self.scale = self.scale if self.scale in options else None
             base = self._base()
         except SpecError as err:
@@ -136,7 +143,7 @@ class LaunchPane(Vertical):
         form = self.form
         form.choices[SCALE] = options
         form.set_values({**base, "launch": {"preset": self.preset, "scale": self.scale,
-                                            "seeds": form.values.get(SEEDS, 1)}})
+                                            "seeds": study_seeds(raw, self.scale)}})
         self._validate()
         self._show_editor(form.cursor_field)
 
@@ -186,13 +193,13 @@ class LaunchPane(Vertical):
             self.query_one("#plan-summary", Static).update("", layout=False)
         else:
             self.query_one("#plan-summary", Static).update(plan_summary(spec), layout=False)
-            what = launch_summary(spec, self.form.values[SEEDS], self._grid())
+            what = launch_summary(spec, self.form.values[SEEDS], self._grid(data))
             self._set_status(f"✓ {what}   ^r launch", ok=True)
 
-    def _grid(self) -> Optional[dict]:
-        from workbench.presets import read_preset
-
-        return read_preset(self.preset).get("grid")
+    def _grid(self, data: Optional[dict[str, Any]] = None) -> Optional[dict]:
+        """The grid a launch expands (None without a ``[grid]``), the fields the form's
+        ``data`` changed from the preset pinned: :func:`workbench.forms.launch_grid`."""
+        return launch_grid(self.preset, self.scale, list(self.form.fields.values()), data)
 
     def _set_status(self, text: str, ok: bool) -> None:
         st = self.query_one("#launch-status", Static)
@@ -261,7 +268,7 @@ class LaunchPane(Vertical):
         if seeds > 1 or self._grid():
             overrides = overrides_between(list(self.form.fields.values()), self._base(), data)
             self._run_study(self.preset, seeds, self.scale, overrides)
-            what = launch_summary(self.spec, seeds, self._grid())
+            what = launch_summary(self.spec, seeds, self._grid(data))
             self.notify(f"Study {self.preset}: {what.split(',')[0][7:]}  (F3: Runs)")
             return
         spec = validate(data)
@@ -273,7 +280,7 @@ class LaunchPane(Vertical):
     def _run_study(self, preset: str, seeds: int, scale: Optional[str], overrides: dict[str, Any]) -> None:
         """Blocks while the study runs. run_study itself waits in a daemon thread, so this
         worker (and the app's exit) never hangs on runs left running."""
-        from workbench.launch.study import load_study, run_study
+        from workbench.launch.study import StudyControl, load_study, run_study
         from workbench.spec import SpecError
 
         try:
@@ -282,10 +289,11 @@ class LaunchPane(Vertical):
             self.post_message(StudyEnded(preset, str(err), False))
             return
         box: dict[str, Any] = {}
+        control = StudyControl()  # the Runs screen's cancel-study key reaches it through cancel_study
 
         def target() -> None:
             try:
-                box["result"] = run_study(study, launcher=self.launcher)
+                box["result"] = run_study(study, launcher=self.launcher, control=control)
             except Exception as err:  # reported to the user, the app carries on
                 box["error"] = f"{type(err).__name__}: {err}"
 
@@ -300,7 +308,9 @@ class LaunchPane(Vertical):
             self.post_message(StudyEnded(study.name, box["error"], False))
         else:
             r = box["result"]
-            self.post_message(StudyEnded(study.name, f"{r.status}: parent run {r.parent_run_id}", r.status == "FINISHED"))
+            why = f" ({control.reason})" if control.cancelled else ""
+            self.post_message(StudyEnded(study.name, f"{r.status}{why}: parent run {r.parent_run_id}",
+                                         r.status == "FINISHED"))
 
     @on(StudyEnded)
     def _study_ended(self, message: StudyEnded) -> None:

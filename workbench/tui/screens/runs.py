@@ -4,7 +4,9 @@ highlighted run's backbone vs average test accuracy.
 
 The app owns the :class:`~workbench.tui.model.RunBoard` and calls :meth:`RunsPane.refresh_row`
 for each event (attributes down); this screen posts :class:`~workbench.tui.messages.OpenRun`
-up for the detail view.
+up for the detail view, :class:`~workbench.tui.messages.CancelRun` (``c``) to stop the
+highlighted run and :class:`~workbench.tui.messages.CancelStudy` (``C``, shift+c) to stop
+every run of its study.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from workbench.tui.messages import CancelRun, OpenRun
+from workbench.tui.messages import CancelRun, CancelStudy, OpenRun
 from workbench.tui.model import AVERAGE_TA, BACKBONE_TA, STATUS_STYLE, RunBoard, RunRow, curves_from_history, fmt_acc
 from workbench.tui.widgets.line_chart import ChartData, LineChart, Series
 from workbench.tui.widgets.run_table import RunTable
@@ -58,6 +60,7 @@ class RunsPane(Vertical):
     BINDINGS = [
         Binding("enter", "open", "Details", show=True),
         Binding("c", "cancel_run", "Cancel run"),
+        Binding("C", "cancel_study", "Cancel study", key_display="C"),
     ]
 
     def __init__(self, board: RunBoard):
@@ -128,3 +131,16 @@ class RunsPane(Vertical):
                         severity="warning")
             return
         self.post_message(CancelRun(row.key))
+
+    def action_cancel_study(self) -> None:
+        row = self.selected
+        if row is None:
+            return
+        if row.source != "session":
+            self.notify("That run belongs to another session; stop it there (or kill its process).",
+                        severity="warning")
+            return
+        if not row.parent_run_id:
+            self.notify(f"{row.name} is a single run, not part of a study: c cancels it.")
+            return
+        self.post_message(CancelStudy(row.key))
