@@ -20,14 +20,6 @@ GNN = sorted(e.name for e in MODELS if e.obj.__module__ == "workbench.models.gnn
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def data_for(task: str, **opts):
     name = "karate" if task == "node" else "synthetic_graphs"
     if task == "graph":

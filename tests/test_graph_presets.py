@@ -31,14 +31,6 @@ PAPER = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_every_graph_preset_is_checked_against_the_paper():
     assert sorted(PAPER) == sorted(GRAPH_PRESETS)
 

@@ -41,17 +41,20 @@ def as_text(value: Any) -> Text:
     return value if isinstance(value, Text) else Text(str(value))
 
 
+# Cursor keys of the app's scrolling lists (a widget defines ``action_move(delta)``).
+CURSOR_BINDINGS = [
+    Binding("up", "move(-1)", "Up", show=False),
+    Binding("down", "move(1)", "Down", show=False),
+    Binding("pageup", "move(-10)", "Page up", show=False),
+    Binding("pagedown", "move(10)", "Page down", show=False),
+    Binding("home", "move(-100000)", "First", show=False),
+    Binding("end", "move(100000)", "Last", show=False),
+]
+
+
 class LineTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"line-table--header", "line-table--cursor"}
-    BINDINGS = [
-        Binding("up", "move(-1)", "Up", show=False),
-        Binding("down", "move(1)", "Down", show=False),
-        Binding("pageup", "move(-10)", "Page up", show=False),
-        Binding("pagedown", "move(10)", "Page down", show=False),
-        Binding("home", "move(-100000)", "First", show=False),
-        Binding("end", "move(100000)", "Last", show=False),
-        Binding("enter", "select", "Select", show=False),
-    ]
+    BINDINGS = [*CURSOR_BINDINGS, Binding("enter", "select", "Select", show=False)]
 
     class RowHighlighted(Message):
         def __init__(self, table: "LineTable", row_key: Optional[str]) -> None:

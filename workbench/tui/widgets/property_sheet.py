@@ -19,10 +19,11 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from workbench.tui.widgets.line_table import CURSOR_BINDINGS
 
 
 @dataclass
@@ -35,14 +36,7 @@ class Row:
 
 class PropertySheet(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"property-sheet--cursor", "property-sheet--heading"}
-    BINDINGS = [
-        Binding("up", "move(-1)", "Up", show=False),
-        Binding("down", "move(1)", "Down", show=False),
-        Binding("pageup", "move(-10)", "Page up", show=False),
-        Binding("pagedown", "move(10)", "Page down", show=False),
-        Binding("home", "move(-100000)", "First", show=False),
-        Binding("end", "move(100000)", "Last", show=False),
-    ]
+    BINDINGS = CURSOR_BINDINGS
     label_width = 18
 
     def __init__(self, *, id: Optional[str] = None):
