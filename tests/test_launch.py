@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from workbench.launch.local import LocalLauncher
-from workbench.forms import study_grid, study_seeds
+from workbench.faces.forms import study_grid, study_seeds
 from workbench.launch.study import StudyControl, cancel_study, load_study, run_study, running_study
 from workbench.presets import load_spec, preset_names, read_preset, scales
 from workbench.spec import SpecError
@@ -147,7 +147,7 @@ def test_children_get_a_thread_budget_and_one_gpu_each(monkeypatch):
 
 
 def test_the_faces_count_what_load_study_expands_for_every_preset_and_scale():
-    """workbench.forms.study_grid x study_seeds (the faces' status line and seeds default)
+    """workbench.faces.forms.study_grid x study_seeds (the faces' status line and seeds default)
     == the cells load_study submits; table4 at smoke: 4 configurations x 3 seeds, the
     graph presets' smoke scales override their seeds with "study.seeds"."""
     seen = {}

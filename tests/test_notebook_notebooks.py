@@ -71,6 +71,6 @@ def test_notebook_runs_offline_top_to_bottom(path, kernel_client_for, mlflow_uri
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "no figure was drawn"
     if path.stem == "quickstart":  # the smoke run went to the test's store, not the repository's
-        from workbench.tui.store import MlflowStore
+        from workbench.tracking.store import MlflowStore
 
         assert len(MlflowStore(mlflow_uri).items()) == 1

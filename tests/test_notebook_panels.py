@@ -16,9 +16,9 @@ import pytest
 
 from workbench.notebook.compare import ComparePanel
 from workbench.notebook.launch import LaunchPanel
-from workbench.notebook.monitor import RunsPanel
-from workbench.notebook.panels import workbench_panel
-from workbench.tui.fakes import FakeLauncher, MemoryStore, sample_store
+from workbench.notebook.runs import RunsPanel
+from workbench.notebook.app import workbench_panel
+from workbench.testing import FakeLauncher, MemoryStore, sample_store
 
 PNG = b"\x89PNG"
 BB, AVG = "backbone/test_acc", "average/test_acc"
@@ -50,16 +50,16 @@ def wait_for(cond, timeout: float = 10.0) -> None:
 
 def test_package_imports_without_textual_and_lazily():
     code = ("import sys, workbench.notebook; cheap = not {'torch', 'mlflow', 'ipywidgets'} & set(sys.modules)\n"
-            "import workbench.notebook.panels, workbench.notebook.figures\n"
+            "import workbench.notebook.app, workbench.notebook.figures\n"
             "print(cheap, 'textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["True", "False"], out.stderr
 
 
 def test_helpers_shared_with_the_terminal_app_import_no_face_and_no_torch():
-    """workbench.forms and workbench.tui.model serve both faces: neither may pull in the
+    """workbench.faces.forms and workbench.faces.views serve both faces: neither may pull in the
     other face's toolkit, nor torch (the terminal app paints before torch loads)."""
-    code = ("import sys, workbench.forms, workbench.tui.model\n"
+    code = ("import sys, workbench.faces.forms, workbench.faces.views\n"
             "print(sorted({'textual', 'ipywidgets', 'torch', 'mlflow'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
@@ -367,7 +367,7 @@ def test_a_study_cell_that_does_not_validate_is_refused_naming_the_field(mlflow_
     """The form holds the preset's base spec, valid; a cell of its grid may not be
     (table4's preresnet164 cell has no `width` option). One line under the field, nothing
     launched and nothing written to the store."""
-    from workbench.tui.store import MlflowStore
+    from workbench.tracking.store import MlflowStore
 
     fake = FakeLauncher()
     p = LaunchPanel(fake, mlflow_uri, preset="table4", preview=False)
@@ -385,7 +385,7 @@ def test_a_study_cell_that_does_not_validate_is_refused_naming_the_field(mlflow_
 def test_compare_shows_that_a_study_ended(mlflow_uri):
     """The study's parent run is marked FINISHED after its last child's exit: Compare
     reloads once more when the study ends, so it does not stay RUNNING there."""
-    from workbench.tui.store import MlflowStore
+    from workbench.tracking.store import MlflowStore
 
     def script(h):
         return [("start", {}), ("finish", {"final": {"final/backbone_test_acc": 90.0}})]
@@ -421,7 +421,7 @@ def test_a_relative_store_is_pinned_for_the_launched_runs(tmp_path, monkeypatch)
 @pytest.mark.timeout(180)
 def test_real_smoke_run_from_the_launch_tab_to_compare(mlflow_uri, tmp_path, monkeypatch):
     from workbench.launch.local import LocalLauncher
-    from workbench.tui.store import MlflowStore
+    from workbench.tracking.store import MlflowStore
 
     monkeypatch.chdir(tmp_path)
     launcher = LocalLauncher(workers=1, gpus=[])

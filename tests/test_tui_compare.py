@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from workbench.tui.app import build_app
-from workbench.tui.fakes import FakeLauncher, sample_store
+from workbench.testing import FakeLauncher, sample_store
 from workbench.tui.screens.detail import RunDetailScreen
 from workbench.tui.screens.link import LinkScreen
 from workbench.tui.widgets.item_table import ItemTable

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from workbench.tui.app import build_app
-from workbench.tui.fakes import FakeLauncher, MemoryStore
+from workbench.testing import FakeLauncher, MemoryStore
 from workbench.tui.widgets.lr_preview import LRPreview
 from workbench.tui.widgets.spec_form import SpecForm
 

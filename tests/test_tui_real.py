@@ -10,8 +10,8 @@ import time
 import pytest
 
 from workbench.tui.app import build_app
-from workbench.tui.fakes import FakeLauncher, sample_curves
-from workbench.tui.store import MlflowStore
+from workbench.testing import FakeLauncher, sample_curves
+from workbench.tracking.store import MlflowStore
 from workbench.tui.widgets.item_table import ItemTable
 from workbench.tui.widgets.param_diff import ParamDiff
 from workbench.tui.widgets.run_table import RunTable

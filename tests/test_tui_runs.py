@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from workbench.tui.app import build_app
-from workbench.tui.fakes import FakeLauncher, MemoryStore, sample_curves, sample_store
+from workbench.testing import FakeLauncher, MemoryStore, sample_curves, sample_store
 from workbench.tui.screens.confirm_quit import ConfirmQuitScreen
 from workbench.tui.screens.detail import RunDetailScreen
 from workbench.tui.widgets.line_chart import LineChart
@@ -228,7 +228,7 @@ def test_cancel_study_key_stops_every_run_of_the_highlighted_runs_study(mlflow_u
     from mlflow.tracking import MlflowClient
 
     from workbench.tui.screens.help import KEYS
-    from workbench.tui.screens.runs import RunsPane
+    from workbench.tui.panes.runs import RunsPane
 
     # in the key bar, and in the help page
     assert any(b.key == "C" and b.description == "Cancel study" and b.show for b in RunsPane.BINDINGS)

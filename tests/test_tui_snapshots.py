@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import TabbedContent
 
 from workbench.tui.app import build_app
-from workbench.tui.fakes import FakeLauncher, MemoryStore, sample_curves, sample_store
+from workbench.testing import FakeLauncher, MemoryStore, sample_curves, sample_store
 from workbench.tui.widgets.item_table import ItemTable
 from workbench.tui.widgets.run_table import RunTable
 

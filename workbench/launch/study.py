@@ -27,8 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from workbench.forms import study_shape
-from workbench.presets import read_preset, resolve_dict
+from workbench.presets import read_preset, resolve_dict, study_shape
 from workbench.spec import RunSpec, SpecError, apply_overrides, validate
 
 

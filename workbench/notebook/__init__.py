@@ -19,8 +19,8 @@ from __future__ import annotations
 from workbench.lazy import lazy_exports
 
 _EXPORTS = {
-    "LaunchPanel": "launch", "RunsPanel": "monitor", "ComparePanel": "compare",
-    "WorkbenchPanel": "panels", "workbench_panel": "panels",
+    "LaunchPanel": "launch", "RunsPanel": "runs", "ComparePanel": "compare",
+    "WorkbenchPanel": "app", "workbench_panel": "app",
     "SpecForm": "form", "ScheduleView": "figures", "schedule_view": "figures", "plot_schedule": "figures",
     "plan_summary": "figures", "png": "figures", "stats_tables": "compare",
 }

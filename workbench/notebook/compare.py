@@ -3,14 +3,14 @@
 For the picked items (a study stands for its children; nothing picked = every item
 shown, up to ``max_auto_runs`` runs): a mean ± std table over seeds per final metric
 (rows = the spec fields that tell configurations apart, seeds pooled; numbers from
-:func:`workbench.analysis.tables.aggregate`, through :func:`workbench.tui.model.stats_tables`
+:func:`workbench.analysis.tables.aggregate`, through :func:`workbench.faces.views.stats_tables`
 as in the terminal app), the spec fields whose values differ,
 and the test-accuracy curves of each configuration overlaid (mean with a ± std band,
 :func:`workbench.analysis.plots.plot_ta_curves`) as a static PNG.
 
-The store is a :class:`workbench.tui.store.MlflowStore` (``sqlite:///mlruns/mlflow.db``
+The store is a :class:`workbench.tracking.store.MlflowStore` (``sqlite:///mlruns/mlflow.db``
 by default, or ``uri``) or anything with its methods (tests use
-:class:`workbench.tui.fakes.MemoryStore`). Queries block (MLflow is imported on first
+:class:`workbench.testing.MemoryStore`). Queries block (MLflow is imported on first
 use), so :meth:`ComparePanel.reload` may be called from a thread: it only sets traits.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import ipywidgets as w
 
-from workbench.tui.model import (AVERAGE_TA, BACKBONE_TA, FACETS, Item, config_histories, facet_values, matches,
+from workbench.faces.views import (AVERAGE_TA, BACKBONE_TA, FACETS, Item, config_histories, facet_values, matches,
                                  param_diff, stats_tables)
 
 
@@ -44,7 +44,7 @@ class ComparePanel(w.VBox):
     def __init__(self, store: Any = None, *, uri: Optional[str] = None, autoload: bool = True,
                  max_auto_runs: int = 24, max_groups: int = 8):
         if store is None:
-            from workbench.tui.store import MlflowStore
+            from workbench.tracking.store import MlflowStore
 
             store = MlflowStore(uri)
         self.store = store

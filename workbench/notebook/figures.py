@@ -1,5 +1,5 @@
 """Figures the panels and notebooks share: a spec's LR schedule with its averaging windows
-(the paper's Figure 6 and its variants), from :func:`workbench.forms.schedule_view` (the
+(the paper's Figure 6 and its variants), from :func:`workbench.faces.forms.schedule_view` (the
 terminal app's preview draws the same), computed with the engine's own torch-free
 :func:`~workbench.engine.schedules.build_schedule` and :func:`~workbench.engine.plan.build_plan`,
 so what is drawn is what a run executes.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench import forms
-from workbench.forms import ScheduleView, schedule_view
+from workbench.faces import forms
+from workbench.faces.forms import ScheduleView, schedule_view
 
 
 def plan_summary(spec: Any) -> str:

@@ -8,7 +8,7 @@ rest (nullable numbers show ``auto`` when empty; lists and dicts are typed as JS
 TOML). Under each input a line shows that field's validation message.
 
 The same two generic rules as the terminal app's form shape it (both forms take them,
-and the parsing of typed text, from :mod:`workbench.forms`, which imports no UI toolkit):
+and the parsing of typed text, from :mod:`workbench.faces.forms`, which imports no UI toolkit):
 
 * sections in ``SECTION_ORDER`` (top-level fields form the section ``run``), each in its
   own collapsible ``Accordion`` (several can be open at once);
@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import ipywidgets as w
 
-from workbench.forms import FieldParseError, form_order, lookup, parse_text, relevance, set_path
-from workbench.tui.model import show_value
+from workbench.faces.forms import FieldParseError, form_order, lookup, parse_text, relevance, set_path
+from workbench.faces.views import show_value
 
 OPEN_SECTIONS = ("launch", "model", "dataset", "schedule", "averaging", "budget")
 LABEL_WIDTH = "150px"

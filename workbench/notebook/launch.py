@@ -7,7 +7,7 @@ launch is refused while any field is invalid. The seeds box follows the preset's
 ``[grid]``: one run submitted to the launcher. More seeds, or a preset with a grid: a
 study through :func:`workbench.launch.study.run_study` (a parent run, a child per cell
 and seed) on the same launcher, from a background thread (the kernel stays free); the
-status line counts its runs from the grid it expands (:func:`workbench.forms.launch_grid`).
+status line counts its runs from the grid it expands (:func:`workbench.faces.forms.launch_grid`).
 
 The launcher is injected (``LaunchPanel(launcher=FakeLauncher())`` in tests); by default a
 :class:`~workbench.launch.local.LocalLauncher` whose runs end with the kernel.
@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import ipywidgets as w
 
-from workbench.forms import devices_for, launch_grid, launch_summary, lookup, overrides_between, study_seeds
+from workbench.faces.forms import devices_for, launch_grid, launch_summary, lookup, overrides_between, study_seeds
 from workbench.notebook.form import ERROR_STYLE, SpecForm, esc, error_field
 
 _launches = itertools.count(1)
@@ -110,12 +110,12 @@ class LaunchPanel(w.VBox):
 
     def _grid(self, data: Optional[dict[str, Any]] = None) -> Optional[dict]:
         """The grid a launch expands (None without a ``[grid]``), the fields the form's
-        ``data`` changed from the preset pinned: :func:`workbench.forms.launch_grid`."""
+        ``data`` changed from the preset pinned: :func:`workbench.faces.forms.launch_grid`."""
         return launch_grid(self.preset, self.scale, list(self.form.fields.values()), data)
 
     def apply_preset(self, seeds: Optional[int] = None) -> None:
         """Scale choices of the preset, then every spec field from it, and the seeds from
-        its ``[study] seeds`` (:func:`workbench.forms.study_seeds`) unless ``seeds`` is given."""
+        its ``[study] seeds`` (:func:`workbench.faces.forms.study_seeds`) unless ``seeds`` is given."""
         from workbench.presets import read_preset, scales
 
         raw = read_preset(self.preset)

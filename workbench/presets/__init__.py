@@ -113,3 +113,19 @@ def load_spec(name_or_path: str | dict, overrides: Optional[list[str] | dict] = 
     """Preset name, TOML path or dict -> validated RunSpec. Raises SpecError."""
     data = read_preset(name_or_path) if isinstance(name_or_path, str) else dict(name_or_path)
     return validate(resolve_dict(data, overrides, scale))
+
+
+def study_shape(preset: dict[str, Any], scale: Optional[str]) -> tuple[dict[str, list], dict[str, Any]]:
+    """(grid, study table) of a preset dict (:func:`~workbench.presets.read_preset`) at
+    ``scale``: the ``[grid]`` (field -> list of values) with the scale's ``"grid.<field>"``
+    entries replacing lists, and the ``[study]`` table with the scale's ``"study.<key>"``
+    entries applied. :func:`~workbench.launch.study.load_study` expands exactly these (and the faces count)."""
+    grid = {k: v if isinstance(v, list) else [v] for k, v in (preset.get("grid") or {}).items()}
+    meta = dict(preset.get("study") or {})
+    table = ((preset.get("scales") or {}).get(scale) or {}) if scale else {}
+    for k, v in table.items():
+        if k.startswith("grid."):
+            grid[k[5:]] = v if isinstance(v, list) else [v]
+        elif k.startswith("study."):
+            meta[k[6:]] = v
+    return grid, meta

@@ -2,7 +2,7 @@
 
 Layering: this package imports the core; the core never imports it (nor Textual).
 The app is built by :func:`workbench.tui.app.build_app`, which takes its launcher
-and its run store, so tests inject fakes (:mod:`workbench.tui.fakes`).
+and its run store, so tests inject fakes (:mod:`workbench.testing`).
 
 Startup rule: nothing here imports torch or mlflow at module import time. The
 registries (and with them torch) load in a worker after the first frame; MLflow

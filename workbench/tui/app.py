@@ -2,7 +2,7 @@
 help, and the quit question.
 
 :func:`build_app` is the factory: it takes the launcher and the store (tests pass
-:class:`~workbench.tui.fakes.FakeLauncher` / :class:`~workbench.tui.fakes.MemoryStore`),
+:class:`~workbench.testing.FakeLauncher` / :class:`~workbench.testing.MemoryStore`),
 and builds the real ones otherwise. The app subscribes to the launcher; events arrive on
 launcher threads and are re-posted as :class:`~workbench.tui.messages.RunUpdated`
 messages (``post_message`` is thread-safe), so every UI change happens on the app's loop.
@@ -24,8 +24,8 @@ from textual.app import App
 from textual.binding import Binding
 
 from workbench.tui.messages import CancelRun, CancelStudy, OpenRun, RunUpdated, ShowLink, StoreRunsFound
-from workbench.tui.model import AVERAGE_TA, BACKBONE_TA, RunBoard, fmt_acc, row_from_record
-from workbench.tui.screens.launch import SchemaLoaded
+from workbench.faces.views import AVERAGE_TA, BACKBONE_TA, RunBoard, fmt_acc, row_from_record
+from workbench.tui.panes.launch import SchemaLoaded
 from workbench.tui.screens.main import MainScreen
 
 # Panes and screens import when first shown: the first frame waits only for what it
@@ -72,17 +72,17 @@ class WorkbenchApp(App):
         self.board = RunBoard()
 
         def launch():
-            from workbench.tui.screens.launch import LaunchPane
+            from workbench.tui.panes.launch import LaunchPane
 
             return LaunchPane(launcher, getattr(store, "uri", None), preset, scale)
 
         def runs():
-            from workbench.tui.screens.runs import RunsPane
+            from workbench.tui.panes.runs import RunsPane
 
             return RunsPane(self.board)
 
         def compare():
-            from workbench.tui.screens.compare import ComparePane
+            from workbench.tui.panes.compare import ComparePane
 
             return ComparePane(store)
 
@@ -277,11 +277,11 @@ class WorkbenchApp(App):
 def build_app(launcher: Any = None, store: Any = None, *, uri: Optional[str] = None, workers: Optional[int] = None,
               preset: str = "quickstart", scale: Optional[str] = None, start: str = "launch") -> WorkbenchApp:
     """The app over a launcher and a run store; ``None`` builds the real ones
-    (:class:`~workbench.launch.local.LocalLauncher`, :class:`~workbench.tui.store.MlflowStore`
+    (:class:`~workbench.launch.local.LocalLauncher`, :class:`~workbench.tracking.store.MlflowStore`
     on ``uri``). Neither import torch or mlflow. ``start``: the screen shown first
     (launch, runs or compare)."""
     if store is None:
-        from workbench.tui.store import MlflowStore
+        from workbench.tracking.store import MlflowStore
 
         store = MlflowStore(uri)
     if launcher is None:

@@ -19,7 +19,7 @@ from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from workbench.tui import links
 from workbench.tui.messages import ShowLink
-from workbench.tui.model import AVERAGE_TA, BACKBONE_TA, STATUS_STYLE, RunRow, fmt_acc, row_from_record
+from workbench.faces.views import AVERAGE_TA, BACKBONE_TA, STATUS_STYLE, RunRow, fmt_acc, row_from_record
 from workbench.tui.widgets.key_bar import KeyBar
 from workbench.tui.widgets.line_chart import ChartData, LineChart, Series
 
@@ -100,7 +100,7 @@ class RunDetailScreen(Screen):
                 self._load(self.run_id, row)  # artifacts and error.txt exist now
 
     def _show_row(self, row: RunRow) -> None:
-        from workbench.tui.model import curves_from_history
+        from workbench.faces.views import curves_from_history
 
         self.row = row
         self.query_one("#detail-header", Static).update(header(row))

@@ -18,7 +18,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, Select
 
-from workbench.tui.model import show_value
+from workbench.faces.views import show_value
 
 
 class FieldEditor(Horizontal):

@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.message import Message
 from workbench.tui.widgets.line_table import LineTable
 
-from workbench.tui.model import STATUS_STYLE, Item, fmt_acc
+from workbench.faces.views import STATUS_STYLE, Item, fmt_acc
 
 COLUMNS = (("mark", " ", 1), ("name", "Run / study", 24), ("status", "Status", 8), ("variant", "Variant", 7),
            ("model", "Model", 9), ("dataset", "Data", 8), ("ta", "Avg TA", 6))

@@ -1,16 +1,16 @@
 """The learning-rate schedule of a spec per epoch, its averaging windows shaded.
 
-Computed by :func:`workbench.forms.schedule_view` (shared with the notebook's figures)
+Computed by :func:`workbench.faces.forms.schedule_view` (shared with the notebook's figures)
 with the engine's own torch-free :func:`~workbench.engine.schedules.build_schedule` and
 :func:`~workbench.engine.plan.build_plan`, so the preview is the schedule the run
 executes. Per-iteration schedules (cyclic, linear, cosine) are drawn at a nominal
-``workbench.forms.NOMINAL_IPE`` iterations per epoch (the real count depends on the data).
+``workbench.faces.forms.NOMINAL_IPE`` iterations per epoch (the real count depends on the data).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from workbench.forms import schedule_view
+from workbench.faces.forms import schedule_view
 from workbench.tui.widgets.line_chart import ChartData, LineChart, Series, Span
 
 

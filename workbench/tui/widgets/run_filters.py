@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Select
 
-from workbench.tui.model import FACETS
+from workbench.faces.views import FACETS
 
 
 class RunFilters(Horizontal):

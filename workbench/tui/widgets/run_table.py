@@ -1,7 +1,7 @@
 """The live table of runs: status, progress, epoch, backbone and average test accuracy, ETA.
 
 Attributes down: the screen calls :meth:`RunTable.upsert` with a
-:class:`~workbench.tui.model.RunRow` per launcher event; rows are keyed by the row's
+:class:`~workbench.faces.views.RunRow` per launcher event; rows are keyed by the row's
 key, so an update rewrites cells in place (no flicker, the cursor stays put).
 The table's ``RowHighlighted`` / ``RowSelected`` messages go up.
 """
@@ -12,7 +12,7 @@ from typing import Optional
 from rich.text import Text
 from workbench.tui.widgets.line_table import LineTable
 
-from workbench.tui.model import STATUS_STYLE, RunRow, fmt_acc, fmt_eta, progress_bar
+from workbench.faces.views import STATUS_STYLE, RunRow, fmt_acc, fmt_eta, progress_bar
 
 COLUMNS = (("status", "Status", 8), ("run", "Run", 22), ("progress", "Progress", 8), ("epoch", "Epoch", 5),
            ("backbone", "SGD TA", 6), ("average", "Avg TA", 6), ("eta", "ETA", 6))

@@ -6,10 +6,10 @@ widget for the whole form, cheap to show and restyle), edited through the
 fails validation is marked and its message is shown in a row right under it.
 
 Two generic rules shape the form, so a field added to ``RunSpec`` appears without UI code
-(both live in :mod:`workbench.forms`, shared with the notebook's form, as does the
+(both live in :mod:`workbench.faces.forms`, shared with the notebook's form, as does the
 parsing of typed text):
 
-* sections come in the order ``workbench.forms.SECTION_ORDER`` (unknown sections follow), top-level
+* sections come in the order ``workbench.faces.forms.SECTION_ORDER`` (unknown sections follow), top-level
   fields (seed, device, precision, ...) as the section ``run``;
 * a field whose help starts with ``<choice>:`` (``pswa: window length P``) belongs to
   that choice of its section's selector (``averaging.variant``) and is hidden while
@@ -27,8 +27,8 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 
-from workbench.forms import FieldParseError, form_order, lookup, parse_text, relevance, set_path
-from workbench.tui.model import show_value
+from workbench.faces.forms import FieldParseError, form_order, lookup, parse_text, relevance, set_path
+from workbench.faces.views import show_value
 from workbench.tui.widgets.property_sheet import PropertySheet, Row
 
 

@@ -7,7 +7,7 @@ only when told: :meth:`FakeLauncher.start`, :meth:`~FakeLauncher.epoch`,
 :meth:`~FakeLauncher.finish`, :meth:`~FakeLauncher.fail`, or a scripted ``autoplay``
 that a background thread replays for every submitted run.
 
-:class:`MemoryStore` holds run records in memory with the :class:`~workbench.tui.store.RunStore`
+:class:`MemoryStore` holds run records in memory with the :class:`~workbench.tracking.store.RunStore`
 methods.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterable, Optional
 
 from workbench.engine.events import Event
 from workbench.launch.local import RunHandle
-from workbench.tui.model import Item
-from workbench.tui.store import group_items
+from workbench.faces.views import Item
+from workbench.tracking.store import group_items
 
 Script = Callable[[RunHandle], Iterable[tuple[str, dict]]]
 

@@ -9,7 +9,7 @@
 ``wb.launch_panel``, ``wb.runs_panel`` and ``wb.compare_panel`` are the panels;
 ``wb.launcher`` and ``wb.store`` what they share. Like the terminal app's
 ``build_app(launcher, store)``, both are injectable, so tests pass fakes
-(:mod:`workbench.tui.fakes`). Runs launched here log to the store Compare reads
+(:mod:`workbench.testing`). Runs launched here log to the store Compare reads
 (``tracking.uri`` is filled with the store's URI unless the form sets one), and
 Compare reloads when a run ends, when a study ends (its parent run is marked last)
 and when its tab is opened. Reloads run on a background thread (MLflow queries block)
@@ -26,7 +26,7 @@ import ipywidgets as w
 
 from workbench.notebook.compare import ComparePanel
 from workbench.notebook.launch import LaunchPanel
-from workbench.notebook.monitor import RunsPanel
+from workbench.notebook.runs import RunsPanel
 
 TITLES = ("Launch", "Runs", "Compare")
 
@@ -92,13 +92,13 @@ def workbench_panel(launcher: Any = None, store: Any = None, *, uri: Optional[st
     the real ones: a :class:`~workbench.launch.local.LocalLauncher` (``workers`` runs at
     once, in the folder ``cwd``, default the kernel's, where a relative ``dataset.root``
     such as the default ``./data`` resolves; its runs end with the kernel) and a
-    :class:`~workbench.tui.store.MlflowStore` on ``uri`` (default ``$MLFLOW_TRACKING_URI``,
+    :class:`~workbench.tracking.store.MlflowStore` on ``uri`` (default ``$MLFLOW_TRACKING_URI``,
     else ``sqlite:///mlruns/mlflow.db``; a relative SQLite path is resolved against the
     kernel's folder now, so runs and Compare use the same file)."""
     if store is None:
         from workbench.notebook.launch import absolute_uri
         from workbench.tracking.mlflow_sink import resolve_uri
-        from workbench.tui.store import MlflowStore
+        from workbench.tracking.store import MlflowStore
 
         store = MlflowStore(absolute_uri(resolve_uri(uri)))
     if launcher is None:

@@ -8,7 +8,7 @@ whichever cell happens to run (ipywidgets docs, "Output widgets: interacting fro
 background threads"). The plot is re-rendered at most every ``plot_interval_s`` seconds
 per panel (a trailing timer draws the last skipped update), always at a run's end.
 
-Rows are :class:`workbench.tui.model.RunRow` on a :class:`~workbench.tui.model.RunBoard`
+Rows are :class:`workbench.faces.views.RunRow` on a :class:`~workbench.faces.views.RunBoard`
 (the terminal app's board, which keys each launcher handle's row uniquely: a study
 launched twice keeps both studies' rows); runs a store says are still RUNNING from
 another session join with :meth:`RunsPanel.poll_store`. *Cancel run* stops one run,
@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import ipywidgets as w
 
-from workbench.tui.model import (AVERAGE_TA, BACKBONE_TA, RunBoard, curves_from_history, fmt_acc, fmt_eta,
+from workbench.faces.views import (AVERAGE_TA, BACKBONE_TA, RunBoard, curves_from_history, fmt_acc, fmt_eta,
                                  row_from_record)
 
 STATUS_COLOUR = {"QUEUED": "#777", "RUNNING": "#b8860b", "FINISHED": "#2e7d32", "FAILED": "#c62828",

@@ -1,7 +1,7 @@
 """The app's read access to the MLflow store, as one small object tests can replace.
 
 :class:`MlflowStore` is the real one (a SQLite file or a tracking server); the
-in-memory :class:`workbench.tui.fakes.MemoryStore` has the same methods. Every
+in-memory :class:`workbench.testing.MemoryStore` has the same methods. Every
 method blocks (MLflow is imported on first use, ~1-2 s), so the app calls them
 from thread workers only.
 
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Optional, Protocol
 
-from workbench.tui.model import Item
+from workbench.faces.views import Item
 
 LIST_LIMIT = 2000
 

@@ -15,8 +15,8 @@ imported on first use.
   (dotted paths in nested spec dicts), :func:`overrides_between` (what the form changed
   from the preset);
 * launching: :func:`devices_for` (the device suggestions), :func:`launch_summary`;
-* studies: :func:`study_shape` (a preset's grid and ``[study]`` table at a scale, as
-  :func:`~workbench.launch.study.load_study` expands them), :func:`study_grid` and
+* studies (over :func:`workbench.presets.study_shape`, a preset's grid and ``[study]``
+  table at a scale, as :func:`~workbench.launch.study.load_study` expands them): :func:`study_grid` and
   :func:`launch_grid` (the grid a launch expands once the form pins fields: what the
   status line counts) and :func:`study_seeds` (the seeds a preset asks for: the seeds
   field's default);
@@ -153,27 +153,13 @@ def devices_for(launcher: Any) -> list[str]:
     return ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in gpus] if gpus else [])
 
 
-def study_shape(preset: dict[str, Any], scale: Optional[str]) -> tuple[dict[str, list], dict[str, Any]]:
-    """(grid, study table) of a preset dict (:func:`~workbench.presets.read_preset`) at
-    ``scale``: the ``[grid]`` (field -> list of values) with the scale's ``"grid.<field>"``
-    entries replacing lists, and the ``[study]`` table with the scale's ``"study.<key>"``
-    entries applied. :func:`~workbench.launch.study.load_study` expands exactly these."""
-    grid = {k: v if isinstance(v, list) else [v] for k, v in (preset.get("grid") or {}).items()}
-    meta = dict(preset.get("study") or {})
-    table = ((preset.get("scales") or {}).get(scale) or {}) if scale else {}
-    for k, v in table.items():
-        if k.startswith("grid."):
-            grid[k[5:]] = v if isinstance(v, list) else [v]
-        elif k.startswith("study."):
-            meta[k[6:]] = v
-    return grid, meta
-
-
 def study_grid(preset: dict[str, Any], scale: Optional[str], pinned: Iterable[str] = ()) -> Optional[dict]:
     """The grid a launch of ``preset`` at ``scale`` expands (None without a ``[grid]``):
     :func:`study_shape`'s grid minus the ``pinned`` fields (those the form changed from
     the preset: the run takes the form's value, as a ``--set`` pins a grid field in
     ``load_study``). Every field pinned: ``{"": [None]}``, one cell (still a study)."""
+    from workbench.presets import study_shape
+
     grid, _ = study_shape(preset, scale)
     if not grid:
         return None
@@ -198,6 +184,8 @@ def launch_grid(preset: str, scale: Optional[str], fields: list[dict], data: Opt
 def study_seeds(preset: dict[str, Any], scale: Optional[str]) -> int:
     """The number of seeds the preset's ``[study] seeds`` asks for (the scale's
     ``"study.seeds"`` wins), else 1: the seeds field's default in both faces."""
+    from workbench.presets import study_shape
+
     _, meta = study_shape(preset, scale)
     try:
         return max(1, int(meta.get("seeds", 1)))

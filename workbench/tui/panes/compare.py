@@ -2,7 +2,7 @@
 
 For the picked items (a study stands for its children): a mean ± std table over seeds
 (rows = the spec fields that tell configurations apart; numbers from
-:func:`workbench.analysis.tables.aggregate` through :func:`workbench.tui.model.stats_tables`,
+:func:`workbench.analysis.tables.aggregate` through :func:`workbench.faces.views.stats_tables`,
 shared with the notebook's Compare panel; mean curves from
 :func:`workbench.analysis.plots.curve_stats`), the fields whose values differ, and the
 test-accuracy curves overlaid. ``l`` shows the MLflow UI deep link (run page for one
@@ -21,7 +21,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from workbench.tui import links
 from workbench.tui.messages import OpenRun, ShowLink
-from workbench.tui.model import (AVERAGE_TA, BACKBONE_TA, Item, config_histories, facet_values, matches, param_diff,
+from workbench.faces.views import (AVERAGE_TA, BACKBONE_TA, Item, config_histories, facet_values, matches, param_diff,
                                  stats_tables)
 from workbench.tui.widgets.item_table import ItemTable
 from workbench.tui.widgets.line_chart import ChartData, LineChart, Series

@@ -10,7 +10,7 @@ with :func:`workbench.spec.validate`, whose message names the field: it is shown
 that field, and launch is blocked while any field is invalid. One seed and no grid: one
 run through the launcher. More seeds, or a preset with a ``[grid]``: a study through
 :func:`workbench.launch.study.run_study` in a thread worker (same launcher); the status
-line counts its runs from the grid it expands (:func:`workbench.forms.launch_grid`).
+line counts its runs from the grid it expands (:func:`workbench.faces.forms.launch_grid`).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from workbench.forms import (devices_for, launch_grid, launch_summary, lookup, overrides_between, plan_summary,
+from workbench.faces.forms import (devices_for, launch_grid, launch_summary, lookup, overrides_between, plan_summary,
                              study_seeds)
 from workbench.tui.widgets.field_editor import FieldEditor
 from workbench.tui.widgets.lr_preview import LRPreview
@@ -128,7 +128,7 @@ class LaunchPane(Vertical):
 
     def _apply_preset(self) -> None:
         """Scale choices of the preset, then every spec field from it, and the seeds from
-        its ``[study] seeds`` (:func:`workbench.forms.study_seeds`)."""
+        its ``[study] seeds`` (:func:`workbench.faces.forms.study_seeds`)."""
         from workbench.presets import read_preset, scales
         from workbench.spec import SpecError
 
@@ -198,7 +198,7 @@ class LaunchPane(Vertical):
 
     def _grid(self, data: Optional[dict[str, Any]] = None) -> Optional[dict]:
         """The grid a launch expands (None without a ``[grid]``), the fields the form's
-        ``data`` changed from the preset pinned: :func:`workbench.forms.launch_grid`."""
+        ``data`` changed from the preset pinned: :func:`workbench.faces.forms.launch_grid`."""
         return launch_grid(self.preset, self.scale, list(self.form.fields.values()), data)
 
     def _set_status(self, text: str, ok: bool) -> None:

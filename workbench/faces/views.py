@@ -1,4 +1,4 @@
-"""The app's view of runs: plain data the widgets render, no Textual, no torch.
+"""View-models of runs for both faces: plain data the widgets render, no UI toolkit, no torch.
 
 A :class:`RunRow` is one line of the Runs screen, built either from a launcher
 ``RunHandle`` (a run this session started: live events) or from an MLflow run
@@ -63,7 +63,7 @@ def row_from_handle(handle) -> RunRow:
 
 
 def row_from_record(rec: Mapping[str, Any], history: Optional[list[dict]] = None) -> RunRow:
-    """A store run record (see :mod:`workbench.tui.store`) as a row."""
+    """A store run record (see :mod:`workbench.tracking.store`) as a row."""
     metrics = rec.get("metrics", {})
     params = rec.get("params", {})
     try:

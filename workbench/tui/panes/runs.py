@@ -2,7 +2,7 @@
 are still RUNNING from an earlier session (marked ``*``, polled), with a live plot of the
 highlighted run's backbone vs average test accuracy.
 
-The app owns the :class:`~workbench.tui.model.RunBoard` and calls :meth:`RunsPane.refresh_row`
+The app owns the :class:`~workbench.faces.views.RunBoard` and calls :meth:`RunsPane.refresh_row`
 for each event (attributes down); this screen posts :class:`~workbench.tui.messages.OpenRun`
 up for the detail view, :class:`~workbench.tui.messages.CancelRun` (``c``) to stop the
 highlighted run and :class:`~workbench.tui.messages.CancelStudy` (``C``, shift+c) to stop
@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from workbench.tui.messages import CancelRun, CancelStudy, OpenRun
-from workbench.tui.model import AVERAGE_TA, BACKBONE_TA, STATUS_STYLE, RunBoard, RunRow, curves_from_history, fmt_acc
+from workbench.faces.views import AVERAGE_TA, BACKBONE_TA, STATUS_STYLE, RunBoard, RunRow, curves_from_history, fmt_acc
 from workbench.tui.widgets.line_chart import ChartData, LineChart, Series
 from workbench.tui.widgets.run_table import RunTable
 
