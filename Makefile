@@ -6,12 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run quickstart test bench ui lab clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch and torchvision pinned to the builds on this machine's disk (pip finds them there).
-	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install --quiet -e ".[test,text]"
+	# Everything (faces, graph, text, Ray, tests); torch pinned by constraints.txt.
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -22,6 +21,7 @@ quickstart: $(STAMP)
 	@echo "Review it in the MLflow UI:  $(VENV)/bin/workbench ui   (http://127.0.0.1:5000)"
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -64,7 +64,7 @@ def test_bad_variant_exits_2_with_one_line_naming_the_field_and_writes_nothing(t
     (["--set", "model.options.colour=3"], "model.options.colour"),
     (["--set", "dataset.name=cifar10", "--set", "dataset.root=/nonexistent"], "dataset.root"),
     (["--set", "budget.epochs"], "budget.epochs"),
-    (["--scale", "giant"], "scale"),
+    (["--scale", "giant"], "--scale"),
 ])
 def test_other_bad_input_exits_2_naming_the_field(tmp_path, capsys, args, field, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -125,4 +125,4 @@ def test_json_events_stream_one_line_per_event(tmp_path):
 
     events = [Event.from_json(line) for line in out.stdout.splitlines()]
     assert [e.kind for e in events] == ["start"] + ["epoch"] * 8 + ["end"]
-    assert events[-2].data["metrics"]["average/n_samples"] == 2
+    assert events[-2].metrics["average/n_samples"] == 2

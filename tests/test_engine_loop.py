@@ -1,5 +1,7 @@
 """The training loop executes plans exactly: sample counts per window, restarts,
 sample cadence, EMA, determinism, and that averaging never perturbs the backbone."""
+import copy
+
 import pytest
 import torch
 
@@ -135,6 +137,68 @@ def test_ema_updates_every_k_steps_from_its_start():
     assert "average/test_acc" in hist[-1] and "final/average_test_acc" in t.history.final
 
 
+def test_an_ema_run_is_the_papers_ema_rule_on_the_sgd_trajectory_bit_for_bit(monkeypatch):
+    """EMA is one window with ema weighting, sampled every ``every`` steps: its average is,
+    bit for bit, ``avg <- w`` at the first update, then ``avg <- decay * avg + (1 - decay) * w``
+    after every ``every``-th optimizer step counted from the start epoch, applied to the
+    backbone of an SGD run with the same seed (averaging never perturbs the backbone);
+    its BN statistics are those recomputed for that average."""
+    from workbench.engine import loop
+    from workbench.engine.bn import recalibrate_bn
+
+    start, every, decay, epochs = 1, 2, 0.9, 4
+    ema_spec = spec(model={"name": "toy_cnn", "options": {"channels1": 4, "channels2": 8, "hidden": 16,
+                                                           "batchnorm": True}},
+                    dataset={"name": "digits", "subset": 96, "options": {}}, threads=1,
+                    budget={"epochs": epochs, "batch_size": 32},
+                    averaging={"variant": "ema", "start": start, "every": every, "decay": decay, "eval_every": 0})
+    ema = workbench.run(ema_spec)
+
+    steps: list[dict[str, torch.Tensor]] = []  # the backbone's parameters after every optimizer step
+    real = loop.make_optimizer
+
+    def recording(opt_spec, model, lr):
+        opt = real(opt_spec, model, lr)
+        opt.register_step_post_hook(
+            lambda *_: steps.append({n: p.detach().clone() for n, p in model.named_parameters()}))
+        return opt
+
+    monkeypatch.setattr(loop, "make_optimizer", recording)
+    sgd = workbench.run(ema_spec.model_copy(update={"averaging": ema_spec.averaging.model_copy(
+        update={"variant": "none"})}))
+    ipe = len(steps) // epochs
+    assert ipe == 3 and len(steps) == epochs * ipe  # 96 examples in batches of 32
+
+    ref: dict[str, torch.Tensor] = {}
+    updates = 0
+    for k, w in enumerate(steps, start=1):  # k optimizer steps done
+        if k > start * ipe and (k - start * ipe) % every == 0:
+            updates += 1
+            if not ref:
+                ref = {n: t.clone() for n, t in w.items()}
+            else:
+                for n, t in w.items():
+                    ref[n].lerp_(t, 1.0 - decay)
+    assert updates == 4 and ema.history[-1]["average/n_samples"] == 4.0
+    assert [e.get("average/new_samples") for e in ema.history] == [None, 1.0, 2.0, 1.0]
+    assert all("window" not in e for e in ema.history)  # an EMA has no window number
+    for n in sgd.backbone_state_dict:
+        assert torch.equal(ema.backbone_state_dict[n], sgd.backbone_state_dict[n]), n
+    for n, t in ref.items():
+        assert torch.equal(ema.average_state_dict[n], t), n
+    # BN: the first (eval_every = 0: only) recalibration pass of the run, for the reference average
+    task, model = build_task(ema_spec, torch.device("cpu"))
+    model.load_state_dict(sgd.backbone_state_dict)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(ref[n])
+    assert recalibrate_bn(model, task.bn_batches(), task.forward, "reference")
+    bn = {n: b for n, b in model.state_dict().items() if "running" in n}
+    assert bn
+    for n, b in bn.items():
+        assert torch.equal(ema.average_state_dict[n], b), n
+
+
 def test_same_seed_gives_identical_final_weights_and_another_seed_does_not():
     s = spec(averaging={"variant": "pswa", "start": 2, "period": 2},
              model={"name": "toy_cnn", "options": {"channels1": 4, "channels2": 8, "hidden": 16, "batchnorm": True}})
@@ -252,6 +316,27 @@ def test_a_killed_pswa_run_resumes_bit_exactly(mlflow_uri, monkeypatch, tmp_path
     assert not checkpoint_path(mlflow_uri, run_id).exists()
 
 
+@pytest.mark.parametrize("old_checkpoint", [False, True], ids=["checkpoint", "pre-window-checkpoint"])
+def test_an_ema_run_resumes_bit_exactly_from_a_checkpoint_inside_its_window(old_checkpoint):
+    """A checkpoint mid-EMA continues to the same average as an uninterrupted run, also one
+    written before EMA was a window (``window_index`` -1 then): the EMA is not restarted."""
+    s = spec(budget={"epochs": 6, "batch_size": 16},
+             averaging={"variant": "ema", "start": 1, "every": 3, "decay": 0.8})
+    full = trainer_for(s)
+    states = []
+    full.fit(lambda st: states.append(copy.deepcopy(st)), every=3)  # as saved: the live tensors move on
+    assert len(states) == 1 and states[0]["average"]["n"] > 0  # after epoch 3, inside the EMA
+    state = dict(states[0], window_index=-1) if old_checkpoint else states[0]
+    resumed = trainer_for(s)
+    resumed.load_state_dict(state)
+    resumed.fit()
+    assert resumed.avg.n == full.avg.n
+    for a, b in zip(full.avg.avg, resumed.avg.avg):
+        assert torch.equal(a, b)
+    assert resumed.history.epochs[3:] == [dict(e, **{"time/epoch_s": r["time/epoch_s"]})
+                                          for e, r in zip(full.history.epochs[3:], resumed.history.epochs[3:])]
+
+
 def test_resume_needs_a_checkpoint(mlflow_uri):
     from workbench.engine.run import resume
     from workbench.spec import SpecError
@@ -262,10 +347,63 @@ def test_resume_needs_a_checkpoint(mlflow_uri):
         spec(budget={"checkpoint_every": 2})
 
 
-def test_averaging_from_the_first_epoch_logs_the_initial_backbone_at_step_0():
+class _Payload:
+    """An object a pickle-based loader would construct, running code on load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_resume_refuses_a_checkpoint_holding_pickled_objects(mlflow_uri, tmp_path):
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    from workbench.engine.run import checkpoint_path, resume
+    from workbench.spec import SpecError
+
+    s = spec(tracking={"enabled": True, "uri": mlflow_uri}, budget={"epochs": 2, "checkpoint_every": 1})
+    run_id = workbench.run(s).run_id
+    client = MlflowClient(mlflow_uri)
+    client.set_terminated(run_id, "KILLED")  # as if killed after its first checkpoint
+    path = checkpoint_path(mlflow_uri, run_id)
+    marker = tmp_path / "code-ran"
+    torch.save({"epoch": 1, "model": _Payload(marker)}, path)
+    with pytest.raises(SpecError, match=r"^resume: checkpoint .* holds a pickled object \(io.open\), not only tensors and plain values; refusing"):
+        resume(run_id, uri=mlflow_uri)
+    assert not marker.exists()
+    path.write_bytes(b"not a checkpoint")
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "resume", run_id, "--uri", mlflow_uri],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "is unreadable" in out.stderr and str(path) in out.stderr
+    assert client.get_run(run_id).info.status == "KILLED"  # nothing was attached or written
+
+
+def test_averaging_from_the_first_epoch_logs_the_initial_backbone_at_step_0(mlflow_uri):
+    """The initial weights' evaluation is its own event kind, and MLflow has it at step 0."""
+    from mlflow.tracking import MlflowClient
+
+    from workbench.engine.events import Epoch, Initial
+
     events = []
-    s = spec(averaging={"variant": "swa", "start": 0})
-    workbench.run(s, sinks=[events.append])
-    epochs = [e for e in events if e.kind == "epoch"]
-    assert epochs[0].step == 0 and set(epochs[0].data["metrics"]) == {"backbone/test_acc", "backbone/test_loss"}
-    assert [e.step for e in epochs[1:]] == list(range(1, 7))
+    s = spec(averaging={"variant": "swa", "start": 0}, tracking={"enabled": True})
+    r = workbench.run(s, sinks=[events.append])
+    initial = [e for e in events if isinstance(e, Initial)]
+    assert len(initial) == 1 and initial[0].step == 0
+    assert set(initial[0].metrics) == {"backbone/test_acc", "backbone/test_loss"}
+    assert events.index(initial[0]) < min(events.index(e) for e in events if isinstance(e, Epoch))
+    assert [e.step for e in events if isinstance(e, Epoch)] == list(range(1, 7))
+    client = MlflowClient(mlflow_uri)
+    for name in ("backbone/test_acc", "backbone/test_loss"):
+        at_0 = [m.value for m in client.get_metric_history(r.run_id, name) if m.step == 0]
+        assert at_0 == [initial[0].metrics[name]], name
+    assert not [m for m in client.get_metric_history(r.run_id, "backbone/train_loss") if m.step == 0]
+    # without averaging from epoch 0 there is no initial evaluation
+    events.clear()
+    workbench.run(spec(averaging={"variant": "swa", "start": 3}), sinks=[events.append])
+    assert not any(isinstance(e, Initial) for e in events)

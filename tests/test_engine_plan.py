@@ -42,9 +42,39 @@ def test_pswa_last_window_may_be_partial():
     assert [(w.start, w.end) for w in p.windows] == [(10, 25), (25, 40), (40, 50)]
 
 
-def test_ema_has_no_windows():
+def test_ema_is_one_window_with_ema_weighting_and_a_step_cadence():
     p = plan(20, variant="ema", start=5, decay=0.9, every=2)
-    assert p.windows == () and p.ema.start == 5 and p.ema.every == 2 and p.averaging_start == 5
+    (w,) = p.windows
+    assert (w.start, w.end, w.restart, w.weighting, w.decay, w.every) == (5, 20, False, "ema", 0.9, 2)
+    assert p.averaging_start == 5 and w.label == "ema 0.9" and not w.numbered  # no `window` metric
+    assert w.weight(1) == w.weight(7) == 1.0 - 0.9
+    # samples after its 2nd, 4th, ... step (3 iterations per epoch: its first is global step 16)
+    assert [it for it in range(16, 22) if w.samples_after_step(it, 3)] == [17, 19, 21]
+    assert not w.samples_at_epoch_end
+
+
+def test_equal_windows_sample_once_per_epoch_or_every_cycle_iterations():
+    (w,) = plan(10, variant="swa", start=6).windows
+    assert w.weighting == "equal" and w.samples_at_epoch_end and [w.weight(n) for n in (1, 3)] == [1 / 2, 1 / 4]
+    assert all(w.every == 4 and not w.samples_at_epoch_end for w in plan(10, variant="dswa", start=6, cycle=4).windows)
+
+
+def test_default_start_is_registry_meta_of_the_variant():
+    from workbench.engine.plan import default_start
+    from workbench.registry import AVERAGERS
+
+    assert [AVERAGERS.get(v).meta["default_start"] for v in ("swa", "kswa", "pswa", "ema", "none")] == [
+        0.75, 0.75, 0.25, 0, None]
+    assert (default_start("swa", 90), default_start("pswa", 90), default_start("ema", 90)) == (67, 22, 0)
+    assert default_start("none", 90) is None
+    AVERAGERS.register("test_late_swa", help="SWA from 57 % of the run", default_start=0.57)(
+        AVERAGERS.get("swa").obj)
+    try:
+        assert default_start("test_late_swa", 100) == 57  # exact, not int(0.57 * 100) == 56
+        spec = validate({"averaging": {"variant": "test_late_swa"}, "budget": {"epochs": 100}})
+        assert spec.averaging.start == 57
+    finally:
+        AVERAGERS.unregister("test_late_swa")
 
 
 def test_unequal_split_is_rejected_naming_the_field():

@@ -199,3 +199,117 @@ def test_cancelling_a_running_study_kills_its_parent_and_leaves_no_child_active(
     assert [k.info.run_id for k in kids] == [first.run_id]  # the queued child never started
     assert all(k.info.status not in ("RUNNING", "SCHEDULED") for k in kids)
     assert kids[0].info.status == "KILLED"
+
+
+# ----------------------------------------------------------------------------- the event channel
+
+NOISY_PLUGIN = '''
+import json, os, sys
+from torch import nn
+from workbench.registry import MODELS
+
+# A line on stdout that is a valid event of another run: it must never reach the launcher.
+FAKE = json.dumps({"kind": "epoch", "run_id": "f" * 32, "step": 99, "metrics": {"backbone/test_acc": 1.0},
+                   "epochs": 99, "elapsed_s": 0.0, "eta_s": None})
+WROTE = []
+
+
+class Noisy(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        if not WROTE and "--events-fd" in sys.argv:  # once: a line on the channel that is no event
+            WROTE.append(os.write(int(sys.argv[sys.argv.index("--events-fd") + 1]), b"this is not an event\\n"))
+        print(FAKE)
+        print("{not json at all")
+        print("plain text from a library")
+        print("noise on stderr", file=sys.stderr)
+        return self.inner(x)
+
+
+@MODELS.register("noisy_mlp", task="image")
+def noisy_mlp(info):
+    c, h, w = info.input_shape
+    return Noisy(nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 16), nn.ReLU(), nn.Linear(16, info.num_classes)))
+'''
+
+
+@pytest.fixture
+def noisy_plugin(tmp_path, monkeypatch):
+    from workbench import plugins
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "noisy.py").write_text(NOISY_PLUGIN)
+    monkeypatch.setenv("WORKBENCH_PLUGINS", str(folder))  # the children inherit it
+    monkeypatch.setattr(plugins, "entry_points", lambda group=None: [])
+    with plugins.isolated():
+        plugins.reload_plugins()  # this process validates the spec: it must know the model too
+        yield folder
+
+
+def run_one(spec, key: str) -> tuple:
+    """One run through a real launcher: (handle, the events published for it)."""
+    launcher = LocalLauncher(workers=1, gpus=[])
+    seen = []
+    launcher.subscribe(lambda h, e: seen.append(e))
+    try:
+        handle = launcher.submit(spec, key=key)
+        launcher.wait(timeout=240)
+    finally:
+        launcher.shutdown()
+    return handle, seen
+
+
+def test_whatever_a_run_prints_its_events_reach_the_launcher_unchanged(noisy_plugin, mlflow_uri, capsys):
+    """The child's stdout carries JSON-looking lines (one a valid event of another run),
+    broken JSON and text, its stderr noise too: the launcher reads events from their own
+    pipe only, so every event arrives as the run logged it and nothing else does. A line
+    on the channel that is not an event is said on stderr, not dropped silently."""
+    from workbench.engine.events import End, Epoch, Exit, Launched, Queued, Start
+
+    spec = load_spec("quickstart", scale="smoke", overrides=[
+        "model.name=noisy_mlp", "budget.epochs=3", "averaging.variant=swa", "averaging.start=1"])
+    h, seen = run_one(spec, "noisy")
+    assert h.status == "FINISHED", h.error
+    assert [type(e) for e in seen] == [Queued, Launched, Start, Epoch, Epoch, Epoch, End, Exit]
+    assert all(e.run_id in (None, h.run_id) for e in seen) and h.epoch == 3
+    client = MlflowClient(mlflow_uri)
+    for e in (e for e in seen if isinstance(e, Epoch)):
+        logged = {m: [p.value for p in client.get_metric_history(h.run_id, m) if p.step == e.step] for m in e.metrics}
+        assert logged == {m: [v] for m, v in e.metrics.items()}, e.step
+    assert h.final == next(e for e in seen if isinstance(e, End)).metrics and h.final["final/average_test_acc"] > 0
+    # the library output is kept for error messages, not parsed
+    assert "plain text from a library" in h.stdout_tail and '"step": 99' in h.stdout_tail[-3]
+    assert "noise on stderr" in h.stderr_tail
+    err = capsys.readouterr().err
+    assert err.count("workbench: run noisy: not an event: Invalid JSON") == 1 and "'this is not an event'" in err
+
+
+def test_the_initial_evaluation_reaches_the_handles_curves_at_step_0_as_in_the_store(mlflow_uri):
+    """Averaging from epoch 0: the initial weights' metrics arrive as an ``initial``
+    event, sit at step 0 of the handle's curves (not an epoch of progress), and the
+    handle's live curves are exactly what the store's history gives for the run."""
+    from workbench.engine.events import Epoch, Initial
+    from workbench.tracking.store import MlflowStore
+
+    spec = load_spec("quickstart", scale="smoke", overrides=["budget.epochs=3", "averaging.start=0"])
+    h, seen = run_one(spec, "from-0")
+    assert h.status == "FINISHED", h.error
+    initial = [e for e in seen if isinstance(e, Initial)]
+    assert len(initial) == 1 and seen.index(initial[0]) < min(seen.index(e) for e in seen if isinstance(e, Epoch))
+    steps, values = h.curves["backbone/test_acc"]
+    assert steps == [0, 1, 2, 3] and values[0] == initial[0].metrics["backbone/test_acc"]
+    assert h.curves["backbone/train_loss"][0] == [1, 2, 3]  # no training before step 1
+    assert h.epoch == 3 and h.progress == 1.0
+    assert MlflowStore(mlflow_uri).history(h.run_id, list(h.curves)) == h.curves
+
+
+def test_a_bad_events_fd_is_refused_in_one_line_before_anything_runs(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "run", "quickstart", "--scale", "smoke",
+                          "--events-fd", "97"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "workbench: --events-fd: 97 is not a file descriptor open for writing (Bad file descriptor)\n"
+    assert not (tmp_path / "mlruns").exists()

@@ -31,9 +31,9 @@ FAST = ["tracking.enabled=false", "device=cpu", "threads=1", "precision=fp32"]
 
 @pytest.fixture(scope="module")
 def mrpc():
-    """The plugin package, freshly loaded from the repository's plugins/ folder."""
+    """The plugin package, freshly loaded through its ``workbench.plugins`` entry point."""
     with pytest.MonkeyPatch.context() as mp, plugins.isolated():
-        mp.setenv("WORKBENCH_PLUGINS", str(plugins.REPO_PLUGINS))
+        mp.delenv("WORKBENCH_PLUGINS", raising=False)
         st = {s.name: s for s in plugins.reload_plugins()}["mrpc_roberta"]
         assert st.ok, st.error
         assert set(st.registered) == {"dataset:mrpc", "model:roberta", "task:text"}

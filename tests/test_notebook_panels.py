@@ -4,8 +4,6 @@ launcher events, mean ± std in Compare, and one real smoke run from the Launch 
 the Compare tab."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -46,23 +44,6 @@ def wait_for(cond, timeout: float = 10.0) -> None:
         if time.time() > end:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
-
-
-def test_package_imports_without_textual_and_lazily():
-    code = ("import sys, workbench.notebook; cheap = not {'torch', 'mlflow', 'ipywidgets'} & set(sys.modules)\n"
-            "import workbench.notebook.app, workbench.notebook.figures\n"
-            "print(cheap, 'textual' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.split() == ["True", "False"], out.stderr
-
-
-def test_helpers_shared_with_the_terminal_app_import_no_face_and_no_torch():
-    """workbench.faces.forms and workbench.faces.views serve both faces: neither may pull in the
-    other face's toolkit, nor torch (the terminal app paints before torch loads)."""
-    code = ("import sys, workbench.faces.forms, workbench.faces.views\n"
-            "print(sorted({'textual', 'ipywidgets', 'torch', 'mlflow'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_form_is_generated_from_the_schema_and_follows_the_variant():
@@ -150,7 +131,7 @@ def test_text_that_does_not_parse_is_named_and_seeds_must_be_positive():
     p.form.inputs["averaging.start"].value = ""  # empty = auto: the variant's default start
     assert p.errors == {} and p.spec.averaging.start == 2  # pswa: 25 % of 8 epochs
     p.seeds.value = 0
-    assert p.errors == {"seeds": "seeds: must be at least 1"} and "seeds" in p.seeds_message.value
+    assert p.errors == {"launch.seeds": "seeds: must be at least 1"} and "seeds" in p.seeds_message.value
     assert p.launch() is None and fake.handles == []
 
 
@@ -215,6 +196,20 @@ def test_launcher_events_update_the_runs_table_and_plot():
     assert [k for _, k in runs.picker.options] == ["", "a"]
 
 
+def test_the_runs_plot_draws_the_initial_evaluation_at_step_0():
+    from workbench.presets import load_spec
+
+    fake = FakeLauncher()
+    runs = RunsPanel(fake, plot_interval_s=0.0)
+    h = fake.submit(load_spec("quickstart", scale="smoke"), key="a")
+    fake.start(h)
+    fake.initial(h, {BB: 10.0, "backbone/test_loss": 2.3})
+    assert runs.plot_curves == {"a": {BB: ([0], [10.0])}} and runs.table_rows()[0]["epoch"] == "0/8"
+    fake.epoch(h, {BB: 91.0, AVG: 92.0, "lr": 0.05})
+    assert runs.plot_curves == {"a": {BB: ([0, 1], [10.0, 91.0]), AVG: ([1], [92.0])}}
+    assert runs.table_rows()[0]["epoch"] == "1/8" and bytes(runs.plot.value).startswith(PNG)
+
+
 def test_events_from_launcher_threads_and_cancel():
     from workbench.presets import load_spec
 
@@ -230,7 +225,7 @@ def test_events_from_launcher_threads_and_cancel():
     wait_for(lambda: runs.table_rows()[0]["status"] == "KILLED")
     assert runs.cancel() is None and runs.note.value == "No active run to cancel."
     # the last plot shows every epoch the run logged (an epoch racing the cancel included)
-    wait_for(lambda: runs.plot_curves["slow"][BB][0] == [e["epoch"] for e in h.history])
+    wait_for(lambda: runs.plot_curves["slow"][BB][0] == h.curves[BB][0])
     assert runs.plot_curves["slow"][BB][0][:2] == [1, 2]
 
 

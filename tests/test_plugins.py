@@ -237,13 +237,20 @@ def test_no_plugins_message(plugin_dir, capsys, monkeypatch):
     assert not st.ok and st.error == f"WORKBENCH_PLUGINS: {plugin_dir / 'typo'} is not a folder"
 
 
-def test_repository_plugins_and_their_presets(monkeypatch):
-    monkeypatch.setenv("WORKBENCH_PLUGINS", str(plugins.REPO_PLUGINS))
+def test_repository_plugin_loads_through_its_entry_point_never_from_the_current_folder(monkeypatch, tmp_path):
+    # A plugins/ folder in the current directory is not searched: what loads must not
+    # depend on where a command runs. The shipped MRPC plugin comes from its entry point.
+    write(tmp_path / "plugins", "stray.py", GOOD.replace("tmp_mlp", "stray_mlp"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_PLUGINS", raising=False)
     with plugins.isolated():
         st = by_name(plugins.reload_plugins())
+        assert "stray" not in st and "stray_mlp" not in registry.MODELS
         assert st["mrpc_roberta"].ok, st["mrpc_roberta"].error
-        assert plugins.preset_files()["mrpc"] == plugins.REPO_PLUGINS / "mrpc_roberta" / "mrpc.toml"
-        assert plugins.module("mrpc_roberta").__name__ == "workbench_plugin_mrpc_roberta"
+        assert st["mrpc_roberta"].source == "entry point mrpc_roberta"
+        assert set(st["mrpc_roberta"].registered) == {"dataset:mrpc", "model:roberta", "task:text"}
+        assert plugins.preset_files()["mrpc"].resolve() == (plugins.REPO_PLUGINS / "mrpc_roberta" / "mrpc.toml").resolve()
+        assert plugins.module("mrpc_roberta").__name__ == "mrpc_roberta"
         with pytest.raises(KeyError, match="plugin 'nope' is not loaded"):
             plugins.module("nope")
 

@@ -71,7 +71,7 @@ def test_scale_tables_and_extends():
     full = load_spec("digits-dswa")
     assert smoke.budget.epochs < full.budget.epochs
     assert full.schedule.name == "figure6"  # inherited from quickstart
-    with pytest.raises(SpecError, match="^scale: "):
+    with pytest.raises(SpecError, match="^--scale: preset quickstart has no scale .huge.; choose one of: paper, smoke"):
         load_spec("quickstart", scale="huge")
     with pytest.raises(SpecError, match="^preset: unknown preset"):
         load_spec("no-such-preset")
@@ -101,3 +101,16 @@ def test_form_fields_describe_every_leaf_with_types_choices_ranges_and_help():
     sections = [f for f, info in RunSpec.model_fields.items() if hasattr(info.annotation, "model_fields")]
     leaves = sum(len(RunSpec.model_fields[sec].annotation.model_fields) for sec in sections)
     assert len(fields) == leaves + len(RunSpec.model_fields) - len(sections)  # one form field per leaf
+
+
+def test_an_unknown_study_scale_exits_2_naming_the_scale_and_the_known_ones(tmp_path, capsys, monkeypatch):
+    """`workbench study table4 --scale smok` used to run the full-size study (36 runs x 90 epochs)."""
+    from workbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    assert main(["study", "table4", "--scale", "smok"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["workbench: --scale: preset table4 has no scale 'smok'; choose one of: paper, smoke "
+                   "(paper = the full size)"]
+    assert not (tmp_path / "store").exists()

@@ -62,6 +62,29 @@ def test_runs_screen_shows_progress_live_and_the_finish():
     run(body())
 
 
+def test_the_initial_evaluation_is_the_charts_step_0_and_no_epoch_of_progress():
+    async def body():
+        launcher = FakeLauncher()
+        app = build_app(launcher, MemoryStore(), preset="quickstart", start="runs")
+        async with app.run_test(size=(80, 24)) as pilot:
+            h = launcher.submit(spec(), key="from0")
+            launcher.start(h)
+            launcher.initial(h, {"backbone/test_acc": 12.5, "backbone/test_loss": 2.25})
+            await settle(app, pilot)
+            assert cells(app, "from0")[3] == "0/8" and float(cells(app, "from0")[4]) == 12.5
+            launcher.epoch(h, {"backbone/test_acc": 80.0, "backbone/train_loss": 0.9})
+            await settle(app, pilot)
+            chart = app.screen.query_one("#ta-chart", LineChart).data
+            assert [(list(s.xs), list(s.ys)) for s in chart.series] == [([0, 1], [12.5, 80.0])]
+            assert cells(app, "from0")[3] == "1/8"
+            await pilot.press("enter")
+            await settle(app, pilot)
+            detail = app.screen.query_one("#detail-chart", LineChart).data
+            assert [list(s.xs) for s in detail.series] == [[0, 1]]
+
+    run(body())
+
+
 def test_a_failing_run_shows_its_error_and_the_app_keeps_working():
     async def body():
         launcher = FakeLauncher()
@@ -149,6 +172,11 @@ def test_runs_still_running_in_the_store_show_at_start():
             key = "store:" + "e" * 32
             status, name, _, epoch, *_ = cells(app, key)
             assert status == "RUNNING*" and name == "quickstart-pswa-toy_cnn-digits-s3" and epoch == "5/8"
+            # its curves are the store's history as it comes: the chart plots them unconverted
+            assert app.board.get(key).curves == store.history("e" * 32, ("backbone/test_acc", "average/test_acc"))
+            chart = app.screen.query_one("#ta-chart", LineChart).data
+            assert [(list(s.xs), list(s.ys)) for s in chart.series] == [
+                store.histories["e" * 32][m] for m in ("backbone/test_acc", "average/test_acc")]
             # the run ends elsewhere: the next poll shows it
             store.records[-1]["status"] = "FINISHED"
             app._find_store_runs([store.records[-1]["run_id"]])
@@ -218,7 +246,10 @@ def test_a_study_launched_twice_keeps_both_studies_rows_and_cancels_each_its_own
             assert second[0].parent_run_id != first[0].parent_run_id
             for h in second:
                 launcher.finish(h)
-            await app.workers.wait_for_complete()
+            for _ in range(100):  # the study's own thread marks its parent
+                await pilot.pause(0.05)
+                if MlflowClient(mlflow_uri).get_run(second[0].parent_run_id).info.status != "RUNNING":
+                    break
             assert MlflowClient(mlflow_uri).get_run(second[0].parent_run_id).info.status == "FINISHED"
 
     run(body())

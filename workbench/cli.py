@@ -27,6 +27,8 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
 def _progress_sink(console):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from workbench.engine.events import End, Epoch, Failed, Start
+
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ep"),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
@@ -35,21 +37,18 @@ def _progress_sink(console):
     state = {"task": None}
 
     def sink(event) -> None:
-        if event.kind == "start":
+        if isinstance(event, Start):
             progress.start()
-            state["task"] = progress.add_task(event.data["spec"].get("preset") or "run",
-                                              total=event.data["epochs"], info="")
-        elif event.kind == "epoch" and state["task"] is not None:
-            m = event.data["metrics"]
-            if "backbone/train_loss" not in m:  # step 0: the initial weights' evaluation
-                return
+            state["task"] = progress.add_task(event.spec.get("preset") or "run", total=event.epochs, info="")
+        elif isinstance(event, Epoch) and state["task"] is not None:
+            m = event.metrics
             parts = [f"loss {m['backbone/train_loss']:.3f}"]
             if "backbone/test_acc" in m:
                 parts.append(f"TA {m['backbone/test_acc']:.2f}")
             if "average/test_acc" in m:
                 parts.append(f"avg TA {m['average/test_acc']:.2f} (w{int(m.get('window', 0))}, n={int(m['average/n_samples'])})")
             progress.update(state["task"], completed=event.step, info="  ".join(parts))
-        elif event.kind in ("end", "failed"):
+        elif isinstance(event, (End, Failed)):
             progress.stop()
 
     return sink
@@ -66,14 +65,20 @@ def cmd_run(args) -> int:
     except SpecError as err:
         return _err(str(err))
 
+    try:
+        channel = _event_channel(args)
+    except OSError as err:
+        return _err(f"--events-fd: {args.events_fd} is not a file descriptor open for writing ({err.strerror})")
+
     from rich.console import Console
 
     from workbench.engine.events import JsonLinesSink
     from workbench.engine.run import run
 
-    console = Console(stderr=args.json_events)
-    sinks = [JsonLinesSink(sys.stdout)] if args.json_events else []
-    if not args.quiet and not args.json_events:
+    machine = channel is not None  # a launcher reads the events: no progress bar, no summary
+    console = Console(stderr=machine)
+    sinks = [JsonLinesSink(channel)] if machine else []
+    if not args.quiet and not machine:
         sinks.append(_progress_sink(console))
     try:
         tags = dict(t.split("=", 1) for t in args.tags if "=" in t)
@@ -84,7 +89,7 @@ def cmd_run(args) -> int:
         return _err("interrupted; the run is marked KILLED", 130)
     except Exception as err:  # the run is already marked FAILED with its reason
         return _err(f"run failed: {type(err).__name__}: {err}", 1)
-    if not args.json_events:
+    if not machine:
         m = result.metrics
         line = ", ".join(f"{k.split('/', 1)[1]} {v:.2f}" for k, v in m.items() if k.endswith("_acc"))
         console.print(f"[bold green]done[/] {line}")
@@ -94,6 +99,20 @@ def cmd_run(args) -> int:
             console.print(f"run id: [bold]{result.run_id}[/]")
             console.print(f"open the MLflow UI with: workbench ui   (store {resolve_uri(spec.tracking.uri)})")
     return 0
+
+
+def _event_channel(args):
+    """Where the events go as JSON lines: the launcher's pipe (``--events-fd N``; stdout
+    and stderr stay free for whatever the run's libraries print), stdout
+    (``--json-events``), or nowhere (None)."""
+    if args.events_fd is not None:
+        import fcntl
+
+        mode = fcntl.fcntl(args.events_fd, fcntl.F_GETFL) & os.O_ACCMODE  # EBADF if not open
+        if mode not in (os.O_WRONLY, os.O_RDWR):
+            raise OSError(0, "open for reading only")
+        return os.fdopen(args.events_fd, "w", encoding="utf-8")
+    return sys.stdout if args.json_events else None
 
 
 def cmd_resume(args) -> int:
@@ -128,8 +147,10 @@ def cmd_study(args) -> int:
           f"= {total} run(s)", flush=True)
     finished = [0]
 
+    from workbench.engine.events import Exit
+
     def on_event(handle, event) -> None:
-        if event.kind == "exit":
+        if isinstance(event, Exit):
             finished[0] += 1
             acc = handle.final.get("final/average_test_acc", handle.final.get("final/backbone_test_acc"))
             tail = f"TA {acc:.2f}" if acc is not None else handle.error
@@ -227,6 +248,11 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_tui(args) -> int:
+    from workbench.lazy import missing
+
+    if msg := missing("textual", "workbench tui"):
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
     from workbench.tui import main as tui_main
 
     return tui_main(args=args)
@@ -268,7 +294,8 @@ def cmd_plugins(args) -> int:
 
     registry.load_builtins()
     if not plugins.STATUS:
-        print(f"no plugins found (looked in {', '.join(map(str, plugins.plugin_dirs()))} and entry points {plugins.GROUP})")
+        dirs = ", ".join(map(str, plugins.plugin_dirs())) or "no folder: WORKBENCH_PLUGINS is unset"
+        print(f"no plugins found (looked in {dirs} and entry points {plugins.GROUP})")
     for st in plugins.STATUS:
         if st.ok:
             print(f"ok      {st.name:<20} {', '.join(st.registered) or '(registered nothing)'}  [{st.source}]")
@@ -308,7 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_args(r)
     r.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.add_argument("--json-events", action="store_true", help="write events as JSON lines on stdout (for launchers)")
+    events = r.add_mutually_exclusive_group()
+    events.add_argument("--json-events", action="store_true",
+                        help="write events as JSON lines on stdout (for scripts; see workbench.engine.events)")
+    events.add_argument("--events-fd", type=int, default=None, metavar="N",
+                        help="write events as JSON lines on file descriptor N (what launchers use)")
     r.add_argument("--parent-run-id", default=None, help=argparse.SUPPRESS)
     r.add_argument("--tag", dest="tags", action="append", default=[], help=argparse.SUPPRESS)
     r.set_defaults(fn=cmd_run)

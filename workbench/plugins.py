@@ -5,13 +5,17 @@ the same decorators the built-ins use (see ``plugins/README.md``). Sources, in
 order:
 
 * every ``*.py`` module and every package (a folder with ``__init__.py``) in the
-  folders named by ``WORKBENCH_PLUGINS`` (``os.pathsep``-separated), else the
-  repository's ``plugins/`` folder. Names starting with ``_`` or ``.`` are
-  skipped. A folder plugin is imported as ``workbench_plugin_<name>``, so its
-  own relative imports (``from . import data``) work;
+  folders named by ``WORKBENCH_PLUGINS`` (``os.pathsep``-separated); without it,
+  no folder is searched (never the current folder, never a path next to the
+  package: what loads must not depend on where a command runs). Names starting
+  with ``_`` or ``.`` are skipped. A folder plugin is imported as
+  ``workbench_plugin_<name>``, so its own relative imports (``from . import
+  data``) work;
 * installed distributions declaring the entry-point group ``workbench.plugins``.
   Loading the entry point imports its module; when it names a callable
   (``pkg.plugin:register``), that callable is then called with no arguments.
+  The repository's own ``plugins/mrpc_roberta`` is declared this way by
+  ``pyproject.toml``, so an editable and a plain ``pip install .`` both find it.
 
 Robustness contract: a plugin that raises at import (including a syntax error
 or a name that clashes with an existing entry) is recorded as failed with a
@@ -48,7 +52,7 @@ from typing import Callable, Iterator, Optional
 from workbench import registry
 
 GROUP = "workbench.plugins"
-REPO_PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+REPO_PLUGINS = Path(__file__).resolve().parent.parent / "plugins"  # a source checkout's plugins/ (tests)
 MODULE_PREFIX = "workbench_plugin_"
 
 
@@ -71,16 +75,13 @@ _done = False
 
 
 def plugin_dirs() -> list[Path]:
-    """The folders searched for plugins: ``WORKBENCH_PLUGINS`` or the repository's ``plugins/``."""
-    env = os.environ.get("WORKBENCH_PLUGINS")
-    if env is not None:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [REPO_PLUGINS]
+    """The folders searched for plugins: those named by ``WORKBENCH_PLUGINS``, else none."""
+    env = os.environ.get("WORKBENCH_PLUGINS", "")
+    return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
 
 
 def _registries() -> list[registry.Registry]:
-    # Every registry the engine defines, so a registry added later is covered too.
-    return [r for r in vars(registry).values() if isinstance(r, registry.Registry)]
+    return registry.registries()  # every registry, so a registry added later is covered too
 
 
 def _snapshot() -> dict[int, dict[str, registry.Entry]]:

@@ -30,9 +30,15 @@ class _Section(BaseModel):
 def _registered(kind: registry.Registry, value: str) -> str:
     registry.load_builtins()
     try:
-        kind.get(value)
+        entry = kind.get(value)
     except registry.RegistryError as err:  # a ValueError, so pydantic names the field
         raise ValueError(str(err)) from None
+    need = entry.meta.get("requires")  # an optional extra (torch_geometric, transformers)
+    if need:
+        from workbench.lazy import missing
+
+        if msg := missing(need, f"{kind.kind} {value!r}"):
+            raise ValueError(msg)
     return value
 
 
@@ -195,10 +201,13 @@ class RunSpec(_Section):
     @model_validator(mode="after")
     def _windows_fit(self) -> "RunSpec":
         # Averaging windows must lie inside the run; checked here so a bad combination
-        # fails before anything is written.
-        from workbench.engine.plan import check_plan
-
-        check_plan(self)
+        # fails before anything is written. The registered builder makes the plan (a
+        # PlanError is a ValueError naming its field); the resolved start is filled in
+        # so the saved spec says what ran.
+        registry.load_builtins()
+        plan = registry.AVERAGERS.get(self.averaging.variant).obj(self.averaging, self.budget.epochs)
+        if self.averaging.start is None and plan.averaging_start is not None:
+            self.averaging.start = plan.averaging_start
         _check_options(registry.MODELS, self.model.name, self.model.options, "model.options")
         _check_options(registry.DATASETS, self.dataset.name, self.dataset.options, "dataset.options")
         if self.budget.checkpoint_every and not self.tracking.enabled:

@@ -3,7 +3,7 @@
 :class:`FakeLauncher` has the :class:`~workbench.launch.local.LocalLauncher` surface the
 app uses (``submit``, ``subscribe``, ``cancel``, ``running``, ``idle``, ``shutdown``,
 ``gpus``, ``workers``, ``handles``) and emits the same ``(handle, Event)`` pairs, but
-only when told: :meth:`FakeLauncher.start`, :meth:`~FakeLauncher.epoch`,
+only when told: :meth:`FakeLauncher.start`, :meth:`~FakeLauncher.initial`, :meth:`~FakeLauncher.epoch`,
 :meth:`~FakeLauncher.finish`, :meth:`~FakeLauncher.fail`, or a scripted ``autoplay``
 that a background thread replays for every submitted run.
 
@@ -17,10 +17,9 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Optional
 
-from workbench.engine.events import Event
+from workbench.engine.events import End, Epoch, Event, Exit, Failed, Initial, Launched, Queued, Start, add_point
 from workbench.launch.local import RunHandle
-from workbench.faces.views import Item
-from workbench.tracking.store import group_items
+from workbench.tracking.records import EPOCH_METRIC, EPOCH_TAG, Item, group_items
 
 Script = Callable[[RunHandle], Iterable[tuple[str, dict]]]
 
@@ -50,7 +49,7 @@ class FakeLauncher:
             h = RunHandle(key or f"run-{len(self.handles)}", spec, parent_run_id, dict(tags or {}),
                           epochs=spec.budget.epochs)
             self.handles.append(h)
-        self._emit(h, Event("queued", None, 0, {"key": h.key}))
+        self._emit(h, Queued(key=h.key))
         if self.autoplay is not None:
             threading.Thread(target=self._play, args=(h,), daemon=True).start()
         return h
@@ -78,24 +77,33 @@ class FakeLauncher:
         h.status = "RUNNING"
         h.run_id = run_id or f"fake{next(self._ids):028d}"
         h.experiment_id = experiment_id
-        self._emit(h, Event("launched", None, 0, {"pid": 0}))
-        self._emit(h, Event("start", h.run_id, 0, {"epochs": h.epochs, "experiment_id": experiment_id}))
+        h.started = time.time()
+        self._emit(h, Launched(pid=0))
+        self._emit(h, Start(run_id=h.run_id, spec=h.spec.model_dump(mode="json"), epochs=h.epochs, threads=1,
+                            device="cpu", experiment_id=experiment_id))
+
+    def initial(self, h: RunHandle, metrics: dict[str, float]) -> None:
+        """The initial weights' evaluation (metrics at step 0)."""
+        h.metrics.update(metrics)
+        add_point(h.curves, 0, metrics)
+        self._emit(h, Initial(run_id=h.run_id, metrics=metrics, epochs=h.epochs))
 
     def epoch(self, h: RunHandle, metrics: dict[str, float], eta_s: Optional[float] = None) -> None:
         h.epoch += 1
         h.metrics.update(metrics)
-        h.history.append({"epoch": h.epoch, **metrics})
+        add_point(h.curves, h.epoch, metrics)
         h.eta_s = eta_s
-        self._emit(h, Event("epoch", h.run_id, h.epoch, {"metrics": metrics, "eta_s": eta_s}))
+        self._emit(h, Epoch(run_id=h.run_id, step=h.epoch, metrics=metrics, epochs=h.epochs,
+                            elapsed_s=time.time() - (h.started or time.time()), eta_s=eta_s))
 
     def finish(self, h: RunHandle, final: Optional[dict[str, float]] = None) -> None:
         h.final = dict(final or {})
-        self._emit(h, Event("end", h.run_id, h.epoch, {"metrics": h.final}))
+        self._emit(h, End(run_id=h.run_id, step=h.epoch, metrics=h.final))
         self._exit(h, "FINISHED", "")
 
     def fail(self, h: RunHandle, error: str) -> None:
         h.error = error
-        self._emit(h, Event("failed", h.run_id, None, {"error": error, "status": "FAILED"}))
+        self._emit(h, Failed(run_id=h.run_id, error=error, status="FAILED"))
         self._exit(h, "FAILED", error)
 
     def play(self, h: RunHandle, history: list[dict[str, float]], final: Optional[dict] = None,
@@ -120,7 +128,7 @@ class FakeLauncher:
     def _exit(self, h: RunHandle, status: str, error: str) -> None:
         h.status = status
         h.error = h.error or error
-        self._emit(h, Event("exit", h.run_id, h.epoch, {"status": status, "error": h.error, "returncode": 0}))
+        self._emit(h, Exit(run_id=h.run_id, step=h.epoch, status=status, error=h.error, returncode=0))
 
     def _emit(self, h: RunHandle, event: Event) -> None:
         for cb in list(self._callbacks):
@@ -149,8 +157,9 @@ class MemoryStore:
         out = []
         for r in self.records:
             if r["status"] == "RUNNING" and r.get("tags", {}).get("study.kind") != "parent":
-                steps = self.histories.get(r["run_id"], {}).get("backbone/train_loss", ([], []))[0]
-                out.append({**r, "epoch": max(steps, default=0)})
+                tag = r.get("tags", {}).get(EPOCH_TAG)  # as the real store: the tag, else the curve's last step
+                steps = self.histories.get(r["run_id"], {}).get(EPOCH_METRIC, ([], []))[0]
+                out.append({**r, "epoch": int(tag) if tag is not None else max(steps, default=0)})
         return out
 
     def record(self, run_id: str) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def _looks_like_path(name: str) -> bool:
 
 
 @MODELS.register("roberta", help="RoBERTa sequence(-pair) classifier (transformers): local weights, or tiny=true",
-                 task="text")
+                 task="text", requires="transformers")
 def roberta(info: DataInfo, *, name_or_path: str = "roberta-base", tiny: bool = False,
             config: Optional[dict] = None):
     """RoBERTa with a classification head of ``info.num_classes`` outputs.

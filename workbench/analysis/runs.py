@@ -2,28 +2,35 @@
 
 Everything the analyses need from the store goes through here, so the other
 modules work on plain data (dicts, numpy arrays, state dicts) and can be used
-from a notebook without MLflow at all.
+from a notebook without MLflow at all. The queries themselves live in
+:mod:`workbench.tracking` (one paginated search, artifact downloads); these
+functions open a client on ``uri``, call them, and turn a missing run, experiment
+or artifact into an :class:`AnalysisError`.
 
-A *run record* is a plain dict::
+A *run record* is a plain dict (:class:`workbench.tracking.records.RunRecord`)::
 
     {"run_id": str, "run_name": str, "status": str,
-     "params": {name: str}, "metrics": {name: float}, "tags": {name: str}}
+     "params": {name: str}, "metrics": {name: float}, "tags": {name: str},
+     "experiment_id": str, "start_time": int, "parent_run_id": str | None}
 
 ``metrics`` holds each metric's *latest* value (what ``run.data.metrics``
 gives): right for the ``final/*`` metrics, which are logged once. Per-epoch
 curves come from :func:`metric_histories`.
 
-A *history* is ``{metric: (steps, values)}`` with numpy arrays sorted by step
-(step = epoch, 1-based). Pitfall: a metric logged twice at one step (a resumed
-run) keeps the later value.
+A *history* is ``{metric: (steps, values)}`` here with numpy arrays sorted by step
+(step = epoch, 1-based; the store's own histories hold the same as lists).
+Pitfall: a metric logged twice at one step (a resumed run) keeps the later value.
 """
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
+
+from workbench.tracking.records import StoreError, run_record  # noqa: F401  (run_record: re-exported)
 
 History = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -44,24 +51,20 @@ def _client(uri: Optional[str]):
     return client_for(uri)[0]
 
 
-def run_record(run) -> dict[str, Any]:
-    """An MLflow ``Run`` as a plain run record (see the module docstring)."""
-    return {
-        "run_id": run.info.run_id,
-        "run_name": run.info.run_name,
-        "status": run.info.status,
-        "params": dict(run.data.params),
-        "metrics": dict(run.data.metrics),
-        "tags": dict(run.data.tags),
-    }
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """The store's one-line errors (a missing run, experiment or artifact) as AnalysisError."""
+    try:
+        yield
+    except StoreError as err:
+        raise AnalysisError(str(err)) from None
 
 
 def fetch_run(run_id: str, uri: Optional[str] = None) -> dict[str, Any]:
-    client = _client(uri)
-    try:
-        return run_record(client.get_run(run_id))
-    except Exception as err:  # mlflow raises MlflowException for unknown ids
-        raise AnalysisError(f"run {run_id}: not found in the tracking store ({type(err).__name__})") from None
+    from workbench.tracking.queries import get_record
+
+    with _store_errors():
+        return get_record(_client(uri), run_id)
 
 
 def fetch_runs(
@@ -80,57 +83,28 @@ def fetch_runs(
     ANDed on. ``status`` keeps only runs in that state (default FINISHED: a failed or
     running child has no final metrics); None keeps all. Returned oldest first.
     """
-    client = _client(uri)
-    clauses = []
-    if parent_run_id:
-        try:
-            exp_ids = [client.get_run(parent_run_id).info.experiment_id]
-        except Exception as err:
-            raise AnalysisError(f"run {parent_run_id}: not found in the tracking store "
-                                f"({type(err).__name__})") from None
-        clauses.append(f"tags.mlflow.parentRunId = '{parent_run_id}'")
-    elif experiment:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            raise AnalysisError(f"experiment {experiment!r}: not found in the tracking store")
-        exp_ids = [exp.experiment_id]
-    else:
+    from workbench.tracking import queries as q
+
+    if not parent_run_id and not experiment:
         raise AnalysisError("fetch_runs: give a parent run id or an experiment name")
-    if status:
-        clauses.append(f"attributes.status = '{status}'")
-    if filter_string:
-        clauses.append(filter_string)  # MLflow's search grammar has AND only
-    flt = " and ".join(clauses)
-    out, token = [], None
-    while True:
-        page = client.search_runs(exp_ids, filter_string=flt, max_results=page_size,
-                                  order_by=["attributes.start_time ASC"], page_token=token)
-        out.extend(run_record(r) for r in page)
-        token = page.token
-        if not token:
-            return out
+    client = _client(uri)
+    with _store_errors():
+        if parent_run_id:
+            return q.children(client, parent_run_id, status=status, filter_string=filter_string,
+                              page_size=page_size)
+        flt = q.all_of(f"attributes.status = '{status}'" if status else "", filter_string)
+        return q.search(client, [q.experiment_id(client, experiment)], flt, order_by=q.OLDEST_FIRST,
+                        page_size=page_size)
 
 
 def metric_histories(run_id: str, metrics: Optional[Iterable[str]] = None, uri: Optional[str] = None) -> History:
-    """``{metric: (steps, values)}`` of one run; ``metrics=None``: all the run's metrics
-    except ``final/*`` and ``time/*``. Metrics the run never logged are absent (not empty)."""
-    client = _client(uri)
-    if metrics is None:
-        run = client.get_run(run_id)
-        metrics = [k for k in run.data.metrics if not k.startswith(("final/", "time/"))]
-    out: History = {}
-    for key in metrics:
-        points = client.get_metric_history(run_id, key)
-        if not points:
-            continue
-        by_step: dict[int, tuple[int, float]] = {}
-        for m in points:
-            old = by_step.get(m.step)
-            if old is None or m.timestamp >= old[0]:
-                by_step[m.step] = (m.timestamp, m.value)
-        steps = np.array(sorted(by_step), dtype=np.int64)
-        out[key] = (steps, np.array([by_step[s][1] for s in steps], dtype=np.float64))
-    return out
+    """``{metric: (steps, values)}`` of one run as numpy arrays (int64 steps, float64
+    values); ``metrics=None``: all the run's metrics except ``final/*`` and ``time/*``.
+    Metrics the run never logged are absent (not empty)."""
+    from workbench.tracking.queries import metric_histories as histories
+
+    hist = histories(_client(uri), run_id, None if metrics is None else list(metrics))
+    return {k: (np.array(s, dtype=np.int64), np.array(v, dtype=np.float64)) for k, (s, v) in hist.items()}
 
 
 def history_from_epochs(epochs: Sequence[Mapping[str, float]]) -> History:
@@ -149,30 +123,13 @@ def history_from_epochs(epochs: Sequence[Mapping[str, float]]) -> History:
 # ----------------------------------------------------------------------------- artifacts
 
 
-def _download(run_id: str, path: str, uri: Optional[str], dst: str) -> Path:
-    import os
-
-    client = _client(uri)
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"  # a tqdm bar per download would clutter CLI output
-    old = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        return Path(client.download_artifacts(run_id, path, dst))
-    except Exception as err:
-        raise AnalysisError(f"run {run_id}: artifact {path} is missing ({type(err).__name__})") from None
-    finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
-
-
 def load_run_spec(run_id: str, uri: Optional[str] = None):
     """The run's resolved spec (its ``spec.toml`` artifact) as a RunSpec."""
     from workbench.presets import load_spec
+    from workbench.tracking.artifacts import download_spec
 
-    with tempfile.TemporaryDirectory() as tmp:
-        return load_spec(str(_download(run_id, "spec.toml", uri, tmp)))
+    with tempfile.TemporaryDirectory() as tmp, _store_errors():
+        return load_spec(str(download_spec(_client(uri), run_id, tmp)))
 
 
 def load_weights(run_id: str, which: str = "average", uri: Optional[str] = None, map_location: Any = "cpu"):
@@ -180,14 +137,13 @@ def load_weights(run_id: str, which: str = "average", uri: Optional[str] = None,
     BN statistics recomputed) or ``backbone`` (the last iterate)."""
     import torch
 
-    if which not in ("average", "backbone"):
+    from workbench.tracking.artifacts import WEIGHTS, download_weights
+
+    if which not in WEIGHTS:
         raise AnalysisError(f"which: expected average or backbone, got {which!r}")
     with tempfile.TemporaryDirectory() as tmp:
-        names = {a.path for a in _client(uri).list_artifacts(run_id, "weights")}
-        if f"weights/{which}.pt" not in names:
-            hint = " (a run without averaging has no average: use backbone)" if which == "average" else ""
-            raise AnalysisError(f"run {run_id}: no weights/{which}.pt artifact{hint}")
-        path = _download(run_id, f"weights/{which}.pt", uri, tmp)
+        with _store_errors():
+            path = download_weights(_client(uri), run_id, which, tmp)
         return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -200,25 +156,24 @@ def load_samples(run_id: str, uri: Optional[str] = None, *, lazy: bool = False,
     """
     import torch
 
-    client = _client(uri)
-    files = sorted(a.path for a in client.list_artifacts(run_id, "samples") if a.path.endswith(".pt"))
-    if not files:
-        raise AnalysisError(f"run {run_id}: no samples/ artifacts (run it with averaging.keep_samples = true)")
-    tmp = tempfile.TemporaryDirectory()
-    folder = _download(run_id, "samples", uri, tmp.name)
-    out = []
-    for f in files:
-        stem = Path(f).stem  # wWW_sKKK
-        w, k = stem.split("_")
-        path = folder / Path(f).name
+    from workbench.tracking.artifacts import download_samples
 
+    tmp = tempfile.TemporaryDirectory()
+    try:
+        with _store_errors():
+            files = download_samples(_client(uri), run_id, tmp.name)
+    except AnalysisError:
+        tmp.cleanup()
+        raise
+    out = []
+    for w, k, path in files:
         def load(path=path, _keep=tmp):  # _keep: the folder lives while a loader does
             return torch.load(path, map_location=map_location, weights_only=True)
 
-        out.append((int(w[1:]), int(k[1:]), load if lazy else load()))
+        out.append((w, k, load if lazy else load()))
     if not lazy:
         tmp.cleanup()
-    return sorted(out, key=lambda s: (s[0], s[1]))
+    return out
 
 
 def log_analysis(run_id: str, *, metrics: Optional[Mapping[str, float]] = None,

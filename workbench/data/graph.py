@@ -196,17 +196,17 @@ def load_planetoid(spec, key: str, normalize_features: bool) -> NodeData:
     return NodeData(info, graph, finish_splits(splits, g.y, spec, key, 0))
 
 
-@DATASETS.register("cora", help="Planetoid Cora (2708 nodes, 7 classes), public split", task="node")
+@DATASETS.register("cora", help="Planetoid Cora (2708 nodes, 7 classes), public split", task="node", requires="torch_geometric")
 def cora(spec, *, normalize_features: bool = True) -> NodeData:
     return load_planetoid(spec, "cora", normalize_features)
 
 
-@DATASETS.register("citeseer", help="Planetoid CiteSeer (3327 nodes, 6 classes), public split", task="node")
+@DATASETS.register("citeseer", help="Planetoid CiteSeer (3327 nodes, 6 classes), public split", task="node", requires="torch_geometric")
 def citeseer(spec, *, normalize_features: bool = True) -> NodeData:
     return load_planetoid(spec, "citeseer", normalize_features)
 
 
-@DATASETS.register("pubmed", help="Planetoid PubMed (19717 nodes, 3 classes), public split", task="node")
+@DATASETS.register("pubmed", help="Planetoid PubMed (19717 nodes, 3 classes), public split", task="node", requires="torch_geometric")
 def pubmed(spec, *, normalize_features: bool = True) -> NodeData:
     return load_planetoid(spec, "pubmed", normalize_features)
 
@@ -246,23 +246,23 @@ def load_tu(spec, key: str, split: Sequence[float], split_seed: int, use_node_at
 _REF_SPLIT = [0.7, 0.1, 0.2]  # reference MinCutPool / SAGPool configs: test 0.2, valid 0.1
 
 
-@DATASETS.register("mutag", help="TU MUTAG (188 graphs, 2 classes), stratified 90/0/10 split", task="graph")
+@DATASETS.register("mutag", help="TU MUTAG (188 graphs, 2 classes), stratified 90/0/10 split", task="graph", requires="torch_geometric")
 def mutag(spec, *, split: list[float] = [0.9, 0.0, 0.1], split_seed: int = 0, use_node_attr: bool = False) -> GraphData:
     return load_tu(spec, "mutag", split, split_seed, use_node_attr)
 
 
-@DATASETS.register("nci1", help="TU NCI1 (4110 graphs, 2 classes), stratified 70/10/20 split", task="graph")
+@DATASETS.register("nci1", help="TU NCI1 (4110 graphs, 2 classes), stratified 70/10/20 split", task="graph", requires="torch_geometric")
 def nci1(spec, *, split: list[float] = _REF_SPLIT, split_seed: int = 0, use_node_attr: bool = False) -> GraphData:
     return load_tu(spec, "nci1", split, split_seed, use_node_attr)
 
 
-@DATASETS.register("dd", help="TU D&D (1178 graphs, 2 classes), stratified 70/10/20 split", task="graph")
+@DATASETS.register("dd", help="TU D&D (1178 graphs, 2 classes), stratified 70/10/20 split", task="graph", requires="torch_geometric")
 def dd(spec, *, split: list[float] = _REF_SPLIT, split_seed: int = 0, use_node_attr: bool = False) -> GraphData:
     return load_tu(spec, "dd", split, split_seed, use_node_attr)
 
 
 @DATASETS.register("proteins", help="TU PROTEINS (1113 graphs, 2 classes; 3 labels + 1 attribute), 70/10/20 split",
-                   task="graph")
+                   task="graph", requires="torch_geometric")
 def proteins(spec, *, split: list[float] = _REF_SPLIT, split_seed: int = 0, use_node_attr: bool = True) -> GraphData:
     return load_tu(spec, "proteins", split, split_seed, use_node_attr)
 
@@ -270,7 +270,7 @@ def proteins(spec, *, split: list[float] = _REF_SPLIT, split_seed: int = 0, use_
 # ----------------------------------------------------------------------------- offline sets
 
 
-@DATASETS.register("karate", help="Zachary's karate club (34 nodes, 4 classes): the offline node default", task="node")
+@DATASETS.register("karate", help="Zachary's karate club (34 nodes, 4 classes): the offline node default", task="node", requires="torch_geometric")
 def karate(spec, *, split_seed: int = 0) -> NodeData:
     from torch_geometric.datasets import KarateClub
 
@@ -285,7 +285,7 @@ def karate(spec, *, split_seed: int = 0) -> NodeData:
 
 
 @DATASETS.register("synthetic_nodes", help="A seeded homophilous citation-like graph (Cora's size by default)",
-                   task="node")
+                   task="node", requires="torch_geometric")
 def synthetic_nodes(spec, *, num_nodes: int = 2708, num_features: int = 1433, num_classes: int = 7,
                     avg_degree: float = 3.9, homophily: float = 0.8, words: int = 18,
                     train_per_class: int = 20, num_val: int = 500, num_test: int = 1000,
@@ -325,7 +325,7 @@ def synthetic_nodes(spec, *, num_nodes: int = 2708, num_features: int = 1433, nu
 
 
 @DATASETS.register("synthetic_graphs", help="Seeded random graphs whose class sets their density (offline graph default)",
-                   task="graph")
+                   task="graph", requires="torch_geometric")
 def synthetic_graphs(spec, *, num_graphs: int = 200, min_nodes: int = 8, max_nodes: int = 24,
                      num_classes: int = 2, data_seed: int = 0, split: list[float] = [0.8, 0.1, 0.1],
                      split_seed: int = 0) -> GraphData:

@@ -6,10 +6,11 @@ Engineering choices (see ../shared/research/perf_style.md A2):
   stays exact for bf16 / fp16 weights: a 200-sample bf16 running mean is off by
   about 4x the statistical error it is meant to estimate.
 * Tensor lists are collected once; an update is one ``torch._foreach_lerp_``
-  over them (plus one ``_foreach_copy_`` cast when the weights are not fp32).
-* The sample count lives on the host as a Python int, so the weight 1/(n+1) is
-  a Python float: no device-to-host sync per update (``AveragedModel`` reads its
-  ``n_averaged`` buffer on the host every update).
+  over them (plus one ``_foreach_copy_`` cast when the weights are not fp32),
+  whatever the window's weighting (equal mean or EMA: only the weight differs).
+* The sample count lives on the host as a Python int, so the weight 1/(n+1) (or
+  1 - decay) is a Python float: no device-to-host sync per update
+  (``AveragedModel`` reads its ``n_averaged`` buffer on the host every update).
 * Buffers follow an explicit policy: ``recompute`` (BN statistics recomputed
   for the average by :mod:`workbench.engine.bn`; other buffers copied from the
   backbone), ``average`` (float buffers averaged like parameters), ``copy``
@@ -23,16 +24,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.engine.plan import sample_weight
+
 _BUFFER_POLICIES = ("recompute", "average", "copy")
 
 
 class WeightAverage:
     """fp32 running average of a module's parameters (and, by policy, float buffers).
 
-    ``add()`` folds the module's current weights into the equal-weight mean;
-    ``add_ema(decay)`` does ``avg <- decay * avg + (1 - decay) * w`` (the first
-    call copies). ``reset()`` starts a new window. ``write_to(module)`` puts the
-    average (and the policy's buffers) into a module of the same structure.
+    ``update(weighting, decay)`` folds the module's current weights in with a plan
+    window's weighting: the first update of a window copies, each later one is
+    ``avg <- avg + weight * (w - avg)`` (weight 1 / (n + 1) for the equal mean,
+    1 - decay for an EMA). ``add()`` and ``add_ema(decay)`` are shorthands for it.
+    ``reset()`` starts a new window. ``write_to(module)`` puts the average (and the
+    policy's buffers) into a module of the same structure.
     """
 
     def __init__(self, module: nn.Module, buffers: str = "recompute"):
@@ -64,24 +69,25 @@ class WeightAverage:
         return self._scratch
 
     @torch.no_grad()
-    def add(self) -> None:
-        """Fold the current weights into the equal-weight mean."""
+    def update(self, weighting: str = "equal", decay: float = 0.0) -> None:
+        """Fold the current weights in with a window's weighting (``equal`` mean, or
+        ``ema`` with ``decay``): copied on the window's first update, else one
+        ``_foreach_lerp_`` with :func:`~workbench.engine.plan.sample_weight`, a host
+        float from the host count ``n`` (no device sync)."""
         cur = self._current()
         if self.n == 0:
             torch._foreach_copy_(self.avg, cur)
         else:
-            torch._foreach_lerp_(self.avg, cur, 1.0 / (self.n + 1))
+            torch._foreach_lerp_(self.avg, cur, sample_weight(weighting, decay, self.n))
         self.n += 1
 
-    @torch.no_grad()
+    def add(self) -> None:
+        """``update()``: fold the current weights into the equal-weight mean."""
+        self.update()
+
     def add_ema(self, decay: float) -> None:
-        """``avg <- decay * avg + (1 - decay) * w``; the first update copies."""
-        cur = self._current()
-        if self.n == 0:
-            torch._foreach_copy_(self.avg, cur)
-        else:
-            torch._foreach_lerp_(self.avg, cur, 1.0 - decay)
-        self.n += 1
+        """``update("ema", decay)``: ``avg <- decay * avg + (1 - decay) * w``; the first update copies."""
+        self.update("ema", decay)
 
     def reset(self) -> None:
         """Start a new window: the next ``add`` copies."""

@@ -1,10 +1,12 @@
 """The training loop: executes a plan of averaging windows over a backbone run.
 
-Per epoch: set the LR per iteration from the schedule, train, take samples
-(after the epoch's last step, or every ``cycle`` iterations), evaluate the
-backbone, evaluate the window's average (BN recalibrated), and at the end of a
-window that restarts: weights <- average (with its recomputed BN statistics),
-optimizer state reset, schedule continues.
+Per epoch: set the LR per iteration from the schedule, train, take samples for
+every window active in the epoch on that window's cadence (after the epoch's last
+step, or every ``every`` iterations) with its weighting (equal mean or EMA: one
+path, see :class:`~workbench.engine.plan.Window`), evaluate the backbone, evaluate
+the window's average (BN recalibrated), and at the end of a window that restarts:
+weights <- average (with its recomputed BN statistics), optimizer state reset,
+schedule continues.
 
 Losses and accuracies are accumulated on the device and read once per epoch
 (no ``.item()`` per step).
@@ -22,7 +24,7 @@ from torch import nn
 
 from workbench.engine.averaging import WeightAverage
 from workbench.engine.bn import recalibrate_bn
-from workbench.engine.events import Event
+from workbench.engine.events import Epoch, Event, Initial
 from workbench.engine.plan import Plan, Window, build_plan
 from workbench.engine.schedules import RunShape, build_schedule
 
@@ -126,14 +128,15 @@ class Trainer:
         self.train_model = torch.compile(model) if spec.compile else model
 
     # -- one epoch of training ----------------------------------------------------
-    def _train_epoch(self, epoch: int, window: Optional[Window]) -> dict[str, float]:
+    def _train_epoch(self, epoch: int, active: tuple[Window, ...]) -> dict[str, float]:
+        """Train one epoch, sampling for each of the ``active`` windows on its cadence."""
         model, opt, task = self.model, self.opt, self.task
         model.train()
         sums = _Sums(task.device)
         new_samples = 0
         it = epoch * self.ipe
         lr = None
-        ema = self.plan.ema
+        per_step = [w for w in active if not w.samples_at_epoch_end]
         for batch in task.train_batches(epoch):
             lr_now = self.lr_at(it)
             if lr_now != lr:
@@ -152,28 +155,28 @@ class Trainer:
                 opt.step()
             sums.add(loss, c, n)
             it += 1
-            if window is not None and self.plan.cycle and (it - window.start * self.ipe) % self.plan.cycle == 0:
-                self._sample(window)
+            for w in per_step:
+                if w.samples_after_step(it, self.ipe):
+                    self._sample(w)
+                    new_samples += 1
+        for w in active:
+            if w.samples_at_epoch_end:
+                self._sample(w)  # one sample per epoch: the weights after the epoch's last step
                 new_samples += 1
-            if ema is not None and epoch >= ema.start and (it - ema.start * self.ipe) % ema.every == 0:
-                self.avg.add_ema(ema.decay)
-                new_samples += 1
-        if window is not None and not self.plan.cycle:
-            self._sample(window)  # one sample per epoch: the weights after the epoch's last step
-            new_samples += 1
         train_loss, train_acc = sums.means()  # host sync, once per epoch
         out = {
             "lr": float(lr if lr is not None else self.lr_at(epoch * self.ipe)),
             "backbone/train_loss": train_loss,
             "backbone/train_acc": train_acc,
         }
-        if window is not None or (ema is not None and epoch >= ema.start):
+        if active:
             out["average/new_samples"] = float(new_samples)
         return out
 
     def _sample(self, window: Window) -> None:
-        self.avg.add()
-        if self.spec.averaging.keep_samples:
+        """Fold the backbone's weights into the average with the window's weighting."""
+        self.avg.update(window.weighting, window.decay)
+        if self.spec.averaging.keep_samples and window.numbered:
             params = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
             self.samples.append((window.index + 1, self.avg.n, params))
 
@@ -216,16 +219,12 @@ class Trainer:
             out[f"{prefix}/{split}_loss"] = loss
             out[f"{prefix}/{split}_acc"] = acc
 
-    def _average_eval_due(self, epoch: int, window: Optional[Window]) -> bool:
+    def _average_eval_due(self, epoch: int, active: tuple[Window, ...]) -> bool:
+        """At the run's last epoch, a window's last, and every ``averaging.eval_every``
+        epochs counted from a window's start."""
         every = self.spec.averaging.eval_every
         last = epoch == self.epochs - 1
-        if window is not None:
-            pos = epoch - window.start + 1
-            return last or epoch == window.end - 1 or bool(every and pos % every == 0)
-        ema = self.plan.ema
-        if ema is not None and epoch >= ema.start and self.avg.n:
-            return last or bool(every and (epoch - ema.start + 1) % every == 0)
-        return False
+        return any(last or epoch == w.end - 1 or bool(every and (epoch - w.start + 1) % every == 0) for w in active)
 
     # -- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -275,33 +274,33 @@ class Trainer:
             initial: dict[str, float] = {}
             self._eval(self.model, "backbone", initial)
             self.history.initial = initial
-            self.emit(Event("epoch", self.run_id, 0, {"metrics": initial, "epochs": self.epochs,
-                                                      "elapsed_s": 0.0, "eta_s": None}))
+            self.emit(Initial(run_id=self.run_id, metrics=initial, epochs=self.epochs))
         for epoch in range(first, self.epochs):
             t0 = time.perf_counter()
-            window = self.plan.window_at(epoch)
-            if window is not None and window.index != self.window_index:
-                self.window_index = window.index
-                self.avg.reset()
-            metrics = self._train_epoch(epoch, window)
+            active = self.plan.windows_at(epoch)
+            for w in active:
+                if epoch == w.start:
+                    self.avg.reset()  # a window's average starts from its own first sample
+                self.window_index = w.index
+            metrics = self._train_epoch(epoch, active)
             last = epoch == self.epochs - 1
             if last or (epoch + 1) % self.spec.budget.eval_every == 0:
                 self._eval(self.model, "backbone", metrics)
-            if window is not None:
-                metrics["window"] = float(window.index + 1)
-            if self.avg is not None and (window is not None or self.plan.ema is not None) and self.avg.n:
+            for w in active:
+                if w.numbered:
+                    metrics["window"] = float(w.index + 1)
+            if active and self.avg.n:
                 metrics["average/n_samples"] = float(self.avg.n)
-            if self.avg is not None and self.avg.n and self._average_eval_due(epoch, window):
+            if active and self.avg.n and self._average_eval_due(epoch, active):
                 self._eval(self.prepare_average(), "average", metrics)
-            if window is not None and window.restart and epoch == window.end - 1:
-                self.restart()
+            for w in active:
+                if w.restart and epoch == w.end - 1:
+                    self.restart()
             metrics["time/epoch_s"] = time.perf_counter() - t0
             self.history.epochs.append({"epoch": epoch + 1, **metrics})
             elapsed = time.perf_counter() - t_start
-            self.emit(Event("epoch", self.run_id, epoch + 1, {
-                "metrics": metrics, "epochs": self.epochs, "elapsed_s": elapsed,
-                "eta_s": elapsed / (epoch + 1 - first) * (self.epochs - epoch - 1),
-            }))
+            self.emit(Epoch(run_id=self.run_id, step=epoch + 1, metrics=metrics, epochs=self.epochs, elapsed_s=elapsed,
+                            eta_s=elapsed / (epoch + 1 - first) * (self.epochs - epoch - 1)))
             if checkpoint is not None and every and (epoch + 1) % every == 0 and epoch + 1 < self.epochs:
                 checkpoint(self.state_dict())
         self.history.final = self._final()

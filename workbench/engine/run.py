@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional
 import torch
 
 from workbench import registry
-from workbench.engine.events import Emitter, Event, Sink
+from workbench.engine.events import Emitter, End, Epoch, Event, Failed, Initial, Sink, Start
 from workbench.spec import RunSpec, SpecError
 
 
@@ -165,10 +165,32 @@ def resume(run_id: str, *, sinks: Iterable[Sink] = (), uri: Optional[str] = None
     path = checkpoint_path(uri, run_id)
     if not path.exists():
         raise SpecError(f"resume: no checkpoint for run {run_id} at {path} (runs checkpoint with budget.checkpoint_every)")
+    state = load_checkpoint(path)
     with tempfile.TemporaryDirectory() as tmp:
         spec = load_spec(client.download_artifacts(run_id, "spec.toml", tmp))
     spec.tracking.uri = uri
-    return _execute(spec, sinks, resume_from=(run_id, path))
+    return _execute(spec, sinks, resume_from=(run_id, state))
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint's state, loaded with ``weights_only=True``: tensors and plain values
+    only, so a file holding pickled objects (which could run code) is refused with a
+    one-line :class:`SpecError`, as is a file that is not a checkpoint."""
+    import pickle
+    import re
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            raise SpecError(f"resume: checkpoint {path} holds a pickled object ({found.group(1)}), not only "
+                            "tensors and plain values; refusing to load it") from None
+        raise SpecError(f"resume: checkpoint {path} is unreadable (not a checkpoint, or torn)") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise SpecError(f"resume: checkpoint {path} is unreadable ({type(err).__name__}: {first})") from None
 
 
 def checkpoint_path(uri: str, run_id: str):
@@ -226,9 +248,10 @@ def _execute(spec: RunSpec, sinks: Iterable[Sink], *, parent_run_id: Optional[st
                                 "resolved.channels_last": channels_last, "iters_per_epoch": task.iters_per_epoch})
 
     def send(event: Event) -> None:
-        # Tracking is not a display: a failure to log fails the run.
-        if tracker is not None and event.kind == "epoch":
-            tracker.log_metrics(event.data["metrics"], event.step)
+        # Tracking is not a display: a failure to log fails the run. The initial weights'
+        # evaluation is the metrics at step 0, an epoch's those at its (1-based) step.
+        if tracker is not None and isinstance(event, (Initial, Epoch)):
+            tracker.log_metrics(event.metrics, event.step)
         emit(event)
 
     from workbench.engine.loop import Trainer
@@ -239,13 +262,13 @@ def _execute(spec: RunSpec, sinks: Iterable[Sink], *, parent_run_id: Optional[st
         ckpt = checkpoint_path(tracker.uri, run_id)
         tracker.set_tags({"checkpoint": str(ckpt)})
     if resume_from is not None:
-        trainer.load_state_dict(torch.load(resume_from[1], map_location=device, weights_only=False))
-    send(Event("start", run_id, len(trainer.history.epochs), {
-        "spec": spec.model_dump(mode="json"), "epochs": spec.budget.epochs, "threads": threads,
-        "device": str(device), "windows": [w.__dict__ for w in trainer.plan.windows],
-        "tracking_uri": tracker.uri if tracker else None, "resumed": resume_from is not None,
-        "experiment_id": tracker.experiment_id if tracker else None,
-    }))
+        trainer.load_state_dict(resume_from[1])  # loaded by load_checkpoint (weights_only)
+    send(Start(
+        run_id=run_id, step=len(trainer.history.epochs), spec=spec.model_dump(mode="json"),
+        epochs=spec.budget.epochs, threads=threads, device=str(device),
+        windows=[w.__dict__ for w in trainer.plan.windows], tracking_uri=tracker.uri if tracker else None,
+        resumed=resume_from is not None, experiment_id=tracker.experiment_id if tracker else None,
+    ))
     try:
         history = trainer.fit((lambda st: _save_atomically(st, ckpt)) if ckpt else None, spec.budget.checkpoint_every)
         avg_sd = trainer.average_state_dict()
@@ -262,12 +285,12 @@ def _execute(spec: RunSpec, sinks: Iterable[Sink], *, parent_run_id: Optional[st
     except KeyboardInterrupt as err:
         if tracker is not None:
             tracker.fail(err, "KILLED")
-        send(Event("failed", run_id, None, {"error": "interrupted", "status": "KILLED"}))
+        send(Failed(run_id=run_id, error="interrupted", status="KILLED"))
         raise
     except Exception as err:
         if tracker is not None:
             tracker.fail(err)
-        send(Event("failed", run_id, None, {"error": f"{type(err).__name__}: {err}", "status": "FAILED"}))
+        send(Failed(run_id=run_id, error=f"{type(err).__name__}: {err}", status="FAILED"))
         raise
-    send(Event("end", run_id, spec.budget.epochs, {"metrics": history.final}))
+    send(End(run_id=run_id, step=spec.budget.epochs, metrics=history.final))
     return RunResult(run_id, history.final, avg_sd, bb_sd, history.epochs, spec, trainer.samples)

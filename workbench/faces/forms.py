@@ -209,12 +209,12 @@ def launch_summary(spec: Any, seeds: int, grid: Optional[dict]) -> str:
 
 @dataclass
 class ScheduleView:
-    """The LR at every iteration (x in epochs: iteration / iters_per_epoch) and the plan."""
+    """The LR at every iteration (x in epochs: iteration / iters_per_epoch) and the plan's
+    windows (an EMA is one window too, with its ``ema`` weighting)."""
 
     x: list[float]
     lr: list[float]
     windows: list[Any] = field(default_factory=list)  # engine.plan.Window
-    ema_start: Optional[int] = None
     epochs: int = 0
     iters_per_epoch: int = 1
     variant: str = "none"
@@ -223,6 +223,12 @@ class ScheduleView:
         """The LR of the 0-based ``epoch``'s first or last iteration."""
         off = self.iters_per_epoch - 1 if where == "last" else 0
         return self.lr[epoch * self.iters_per_epoch + off]
+
+    @staticmethod
+    def label(window: Any) -> str:
+        """A window's name in a preview: its number (w1, w2, ...) for the paper's
+        numbered windows, else its weighting (``ema 0.999``)."""
+        return f"w{window.index + 1}" if window.numbered else window.label
 
 
 def schedule_view(spec: Any, iters_per_epoch: Optional[int] = None, points: int = 400) -> ScheduleView:
@@ -242,22 +248,25 @@ def schedule_view(spec: Any, iters_per_epoch: Optional[int] = None, points: int 
     x = [it / ipe for it in range(shape.total_iters)] + [float(epochs)]
     lr = [fn(it) for it in range(shape.total_iters)]
     lr.append(lr[-1])
-    return ScheduleView(x, lr, list(plan.windows), plan.ema.start if plan.ema else None, epochs, ipe,
-                        spec.averaging.variant)
+    return ScheduleView(x, lr, list(plan.windows), epochs, ipe, spec.averaging.variant)
 
 
 def plan_summary(spec: Any, most: int = 4, explain: bool = False) -> str:
-    """One line: the windows of the spec's averaging plan (↺ = restart at its end), the
-    first ``most`` of them; ``explain`` says what the numbers are."""
+    """One line: the windows of the spec's averaging plan (↺ = restart at its end; a
+    weighting other than the equal mean in brackets, ``(ema 0.999)``), the first
+    ``most`` of them; ``explain`` says what the numbers are."""
     from workbench.engine.plan import build_plan
 
     plan = build_plan(spec.averaging, spec.budget.epochs)
-    if plan.ema is not None:
-        return f"ema from epoch {plan.ema.start} (decay {plan.ema.decay})"
     if not plan.windows:
         return "no averaging (backbone only)"
     ws = plan.windows
-    shown = ", ".join(f"{w.start}-{w.end}{'↺' if w.restart else ''}" for w in ws[:most])
+
+    def one(w: Any) -> str:
+        weighting = "" if w.weighting == "equal" else f" ({w.label})"
+        return f"{w.start}-{w.end}{'↺' if w.restart else ''}{weighting}"
+
+    shown = ", ".join(one(w) for w in ws[:most])
     more = f", … ({len(ws)} in all)" if len(ws) > most else ""
     unit = " (epochs, 0-based [start, end))" if explain else ""
     return f"{len(ws)} window{'s' if len(ws) > 1 else ''}{unit}: {shown}{more}"

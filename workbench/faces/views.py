@@ -3,8 +3,9 @@
 A :class:`RunRow` is one line of the Runs screen, built either from a launcher
 ``RunHandle`` (a run this session started: live events) or from an MLflow run
 record (a run still RUNNING from an earlier session, polled from the store).
-An :class:`Item` is one line of the Compare screen: a run, or a study (its parent
-run and its children). Statistics never happen here: mean ± std tables come from
+An :class:`~workbench.tracking.records.Item` (the store's own type, re-exported
+here) is one line of the Compare screen: a run, or a study (its parent run and its
+children). Statistics never happen here: mean ± std tables come from
 :mod:`workbench.analysis` (:func:`stats_tables` and :func:`config_histories` only
 pick the runs and group them, the same for the terminal app and the notebook).
 """
@@ -13,7 +14,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+
+from workbench.tracking.records import Item  # the Compare items: runs and studies of the store
+
+if TYPE_CHECKING:
+    from workbench.engine.curves import Curves
 
 BACKBONE_TA = "backbone/test_acc"
 AVERAGE_TA = "average/test_acc"
@@ -36,7 +42,9 @@ class RunRow:
     experiment_id: Optional[str] = None
     source: str = "session"  # session: started here; store: found RUNNING in the store
     error: str = ""
-    history: list[dict[str, float]] = field(default_factory=list)
+    # {metric: (steps, values)}: the launcher's live curves of a session run, the store's
+    # history of a store run; the charts read it as is.
+    curves: Curves = field(default_factory=dict)
     spec: Any = None  # the RunSpec of a session run
     parent_run_id: Optional[str] = None
 
@@ -58,11 +66,11 @@ def row_from_handle(handle) -> RunRow:
         average_acc=m.get(AVERAGE_TA, handle.final.get("final/average_test_acc")),
         eta_s=handle.eta_s if handle.status == "RUNNING" else None, run_id=handle.run_id,
         experiment_id=handle.experiment_id, source="session", error=handle.error,
-        history=list(handle.history), spec=handle.spec, parent_run_id=handle.parent_run_id,
+        curves=dict(handle.curves), spec=handle.spec, parent_run_id=handle.parent_run_id,
     )
 
 
-def row_from_record(rec: Mapping[str, Any], history: Optional[list[dict]] = None) -> RunRow:
+def row_from_record(rec: Mapping[str, Any], curves: Optional[Curves] = None) -> RunRow:
     """A store run record (see :mod:`workbench.tracking.store`) as a row."""
     metrics = rec.get("metrics", {})
     params = rec.get("params", {})
@@ -74,7 +82,7 @@ def row_from_record(rec: Mapping[str, Any], history: Optional[list[dict]] = None
         key=f"store:{rec['run_id']}", name=rec.get("run_name") or rec["run_id"][:8], status=rec.get("status", "RUNNING"),
         epoch=int(rec.get("epoch", 0)), epochs=epochs, backbone_acc=metrics.get(BACKBONE_TA),
         average_acc=metrics.get(AVERAGE_TA), run_id=rec["run_id"], experiment_id=rec.get("experiment_id"),
-        source="store", error=rec.get("tags", {}).get("error", ""), history=list(history or []),
+        source="store", error=rec.get("tags", {}).get("error", ""), curves=dict(curves or {}),
         parent_run_id=rec.get("parent_run_id"),
     )
 
@@ -131,34 +139,6 @@ class RunBoard:
 
 
 # ----------------------------------------------------------------------------- compare items
-
-
-@dataclass
-class Item:
-    """A run or a study in the store, for the Compare screen."""
-
-    kind: str  # run | study
-    run_id: str
-    name: str
-    status: str
-    experiment_id: str
-    record: dict[str, Any]
-    children: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def runs(self) -> list[dict[str, Any]]:
-        """The runs behind this item: a study's children, or the run itself."""
-        return self.children if self.kind == "study" else [self.record]
-
-    def facet(self, key: str) -> set[str]:
-        """Values of a tag (preset, variant, model, dataset) over the item's runs."""
-        vals = {r.get("tags", {}).get(key, "") for r in self.runs} | {self.record.get("tags", {}).get(key, "")}
-        return {v for v in vals if v}
-
-    def label(self) -> str:
-        if self.kind == "study":
-            return f"{self.name} ({len(self.children)} runs)"
-        return self.name
 
 
 FACETS = ("preset", "variant", "model", "dataset", "status")
@@ -302,13 +282,3 @@ def show_value(v: Any) -> str:
     if isinstance(v, (list, tuple, dict)):
         return json.dumps(v)
     return str(v)
-
-
-def curves_from_history(history: list[Mapping[str, float]], metrics: Iterable[str]) -> dict[str, tuple[list, list]]:
-    """``{metric: (epochs, values)}`` from per-epoch dicts (the launcher's history)."""
-    out = {}
-    for m in metrics:
-        pts = [(e["epoch"], e[m]) for e in history if m in e and "epoch" in e]
-        if pts:
-            out[m] = ([p[0] for p in pts], [p[1] for p in pts])
-    return out

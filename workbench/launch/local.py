@@ -1,10 +1,16 @@
 """Local launcher: runs execute as child processes that stream JSON-line events.
 
-Each run is ``python -m workbench.cli run <spec.toml> --json-events`` in a child
-process. The launcher reads the child's stdout line by line, turns each line into
-an :class:`~workbench.engine.events.Event`, updates the run's :class:`RunHandle`
-and hands the pair to every subscriber (callbacks, or :meth:`LocalLauncher.events`).
-Faces (terminal app, notebook) subscribe; they never train.
+Each run is ``python -m workbench.cli run <spec.toml> --events-fd N`` in a child
+process, where N is the write end of a pipe of its own: the event channel. The
+launcher reads that pipe line by line, validates each line as an event of
+:mod:`workbench.engine.events` (the schema every executor streams), updates the
+run's :class:`RunHandle` and hands the pair to every subscriber (callbacks, or
+:meth:`LocalLauncher.events`). The child's stdout and stderr carry nothing the
+launcher parses, so whatever a library prints there (JSON-looking or not) cannot
+corrupt or fake an event; the launcher keeps the last lines of both for error
+messages. A line on the channel that is not an event is reported on the launcher's
+stderr, never dropped silently. Faces (terminal app, notebook) subscribe;
+they never train.
 
 Parallelism: at most ``workers`` children at once. On CPU each child is told how
 many runs share the cores (``WORKBENCH_CONCURRENT_RUNS``), so ``threads = "auto"``
@@ -29,9 +35,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from workbench.engine.events import Event
+if TYPE_CHECKING:
+    from workbench.engine.curves import Curves
+    from workbench.engine.events import Event
+
+# The event classes are imported where they are used: they load pydantic (~0.1 s), and
+# the terminal app builds its launcher before it paints its first frame.
 
 ACTIVE = ("QUEUED", "RUNNING")
 
@@ -50,7 +61,10 @@ class RunHandle:
     epoch: int = 0
     epochs: int = 0
     metrics: dict[str, float] = field(default_factory=dict)  # the latest value of each metric
-    history: list[dict[str, float]] = field(default_factory=list)
+    # Every metric's points so far, at step 0 (the initial weights, when averaging starts at
+    # epoch 0) and at each epoch: the store's history shape. Pairs are replaced, never
+    # changed in place, so dict(curves) is a consistent copy from any thread.
+    curves: Curves = field(default_factory=dict)
     final: dict[str, float] = field(default_factory=dict)
     error: str = ""
     eta_s: Optional[float] = None
@@ -59,6 +73,7 @@ class RunHandle:
     gpu: Optional[int] = None
     proc: Optional[subprocess.Popen] = field(default=None, repr=False)
     stderr_tail: deque = field(default_factory=lambda: deque(maxlen=40), repr=False)
+    stdout_tail: deque = field(default_factory=lambda: deque(maxlen=40), repr=False)
     cancel_requested: bool = False
 
     @property
@@ -70,7 +85,7 @@ class RunHandle:
         return self.epoch / self.epochs if self.epochs else 0.0
 
 
-Callback = Callable[[RunHandle, Event], None]
+Callback = Callable[[RunHandle, "Event"], None]
 
 
 def default_workers(gpus: list[int]) -> int:
@@ -144,7 +159,7 @@ class LocalLauncher:
             with self._lock:
                 self._queues.remove(q)
 
-    def _publish(self, handle: RunHandle, event: Event) -> None:
+    def _publish(self, handle: RunHandle, event: "Event") -> None:
         for cb in list(self._callbacks):
             try:
                 cb(handle, event)
@@ -158,24 +173,28 @@ class LocalLauncher:
     def submit(self, spec, *, key: Optional[str] = None, parent_run_id: Optional[str] = None,
                tags: Optional[dict[str, str]] = None) -> RunHandle:
         """Queue a validated RunSpec; returns its handle at once."""
+        from workbench.engine.events import Queued
+
         if self._closed:
             raise RuntimeError("launcher is shut down")
         handle = RunHandle(key or f"run-{next(self._counter)}", spec, parent_run_id, dict(tags or {}),
                            epochs=spec.budget.epochs)
         with self._lock:
             self.handles.append(handle)
-        self._publish(handle, Event("queued", None, 0, {"key": handle.key}))
+        self._publish(handle, Queued(key=handle.key))
         self._wake.set()
         return handle
 
     def cancel(self, handle: RunHandle) -> None:
         """Stop a queued or running run; it ends KILLED."""
+        from workbench.engine.events import Failed
+
         with self._lock:
             handle.cancel_requested = True
             if handle.status == "QUEUED":
                 handle.status = "KILLED"
                 handle.ended = time.time()
-                self._publish(handle, Event("failed", handle.run_id, None, {"status": "KILLED", "error": "cancelled"}))
+                self._publish(handle, Failed(run_id=handle.run_id, status="KILLED", error="cancelled"))
                 return
             proc = handle.proc
         if proc is not None:
@@ -232,11 +251,13 @@ class LocalLauncher:
                 return
 
     def _start(self, handle: RunHandle) -> None:
+        from workbench.engine.events import Launched
         from workbench.spec import to_toml
 
         path = Path(self._tmp.name) / f"{handle.key.replace('/', '_')}-{id(handle)}.toml"
         path.write_text(to_toml(handle.spec))
-        cmd = [self.python, "-m", "workbench.cli", "run", str(path), "--json-events"]
+        read_fd, write_fd = os.pipe()  # the event channel: the child writes, the launcher reads
+        cmd = [self.python, "-m", "workbench.cli", "run", str(path), "--events-fd", str(write_fd)]
         if handle.parent_run_id:
             cmd += ["--parent-run-id", handle.parent_run_id]
         for k, v in handle.tags.items():
@@ -251,55 +272,77 @@ class LocalLauncher:
             # Parent-death signal: a launcher killed outright takes its children with it
             # (they end KILLED), so a resumed study never races an orphan.
             handle.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                           cwd=self.cwd, env=env, start_new_session=True,
+                                           errors="replace", pass_fds=(write_fd,), cwd=self.cwd, env=env,
+                                           start_new_session=True,
                                            preexec_fn=None if self.outlive else _die_with_parent)
         except OSError as err:
+            os.close(read_fd)
             self._finish(handle, 1, f"could not start: {err}")
             return
+        finally:
+            os.close(write_fd)  # the child has its copy: EOF on the channel once the child is gone
         if handle.cancel_requested:  # cancelled between scheduling and the process existing
             self._interrupt(handle.proc)
-        self._publish(handle, Event("launched", None, 0, {"pid": handle.proc.pid}))
-        threading.Thread(target=self._drain_stderr, args=(handle,), daemon=True).start()
-        threading.Thread(target=self._read, args=(handle,), daemon=True).start()
+        self._publish(handle, Launched(pid=handle.proc.pid))
+        drains = [threading.Thread(target=_drain, args=(stream, tail), daemon=True)
+                  for stream, tail in ((handle.proc.stderr, handle.stderr_tail), (handle.proc.stdout, handle.stdout_tail))]
+        for t in drains:
+            t.start()
+        threading.Thread(target=self._read, args=(handle, read_fd, drains), daemon=True).start()
 
-    def _drain_stderr(self, handle: RunHandle) -> None:
-        for line in handle.proc.stderr:
-            handle.stderr_tail.append(line.rstrip("\n"))
+    def _read(self, handle: RunHandle, fd: int, drains: list[threading.Thread]) -> None:
+        from workbench.engine.events import FROM_RUN, Event, EventError
 
-    def _read(self, handle: RunHandle) -> None:
-        for line in handle.proc.stdout:
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            try:
-                event = Event.from_json(line)
-            except (ValueError, TypeError):
-                continue
-            self._apply(handle, event)
-            self._publish(handle, event)
+        with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as channel:
+            for line in channel:
+                if not line.strip():
+                    continue
+                try:
+                    event = Event.from_json(line)
+                    if not isinstance(event, FROM_RUN):
+                        raise EventError(f"a run does not send {event.kind} events")
+                except EventError as err:
+                    self._unreadable(handle, str(err))
+                    continue
+                self._apply(handle, event)
+                self._publish(handle, event)
         rc = handle.proc.wait()
+        for t in drains:  # the tails are complete before an error is taken from them
+            t.join(timeout=5.0)
         self._finish(handle, rc)
 
-    def _apply(self, handle: RunHandle, event: Event) -> None:
+    def _unreadable(self, handle: RunHandle, reason: str) -> None:
+        """A line on the event channel that is not an event (a child of another version, or
+        a bug): said on the launcher's stderr, one line each, and otherwise skipped."""
+        try:
+            print(f"workbench: run {handle.key}: {reason}", file=sys.stderr)
+        except OSError:
+            pass
+
+    def _apply(self, handle: RunHandle, event: "Event") -> None:
+        from workbench.engine.events import End, Epoch, Failed, Initial, Start, add_point
+
         with self._lock:
             if event.run_id:
                 handle.run_id = event.run_id
-            if event.kind == "start":
-                handle.epochs = event.data.get("epochs", handle.epochs)
-                handle.experiment_id = event.data.get("experiment_id")
-            elif event.kind == "epoch" and event.step == 0:  # the initial weights' evaluation
-                handle.metrics.update(event.data["metrics"])
-            elif event.kind == "epoch":
-                handle.epoch = event.step
-                handle.metrics.update(event.data["metrics"])
-                handle.history.append({"epoch": event.step, **event.data["metrics"]})
-                handle.eta_s = event.data.get("eta_s")
-            elif event.kind == "end":
-                handle.final = event.data.get("metrics", {})
-            elif event.kind == "failed":
-                handle.error = event.data.get("error", "")
+            match event:
+                case Start():
+                    handle.epochs = event.epochs
+                    handle.experiment_id = event.experiment_id
+                case Initial() | Epoch():  # metrics at a step: 0 for the initial weights
+                    handle.metrics.update(event.metrics)
+                    add_point(handle.curves, event.step, event.metrics)
+                    if isinstance(event, Epoch):
+                        handle.epoch = event.step
+                        handle.eta_s = event.eta_s
+                case End():
+                    handle.final = dict(event.metrics)
+                case Failed():
+                    handle.error = event.error
 
     def _finish(self, handle: RunHandle, rc: int, error: str = "") -> None:
+        from workbench.engine.events import Exit
+
         if rc != 0 and handle.cancel_requested and handle.run_id:
             # Before the handle reads as done, so whoever waits on it finds the store settled
             # (a child killed before it could mark its run would otherwise stay RUNNING there).
@@ -313,13 +356,20 @@ class LocalLauncher:
             else:
                 handle.status = "FAILED"
             if handle.status != "FINISHED" and not handle.error:
-                lines = [ln for ln in handle.stderr_tail if ln.strip()]
+                lines = [ln for tail in (handle.stdout_tail, handle.stderr_tail) for ln in tail if ln.strip()]
                 handle.error = error or (lines[-1] if lines else f"exit status {rc}")
                 if handle.error.startswith("workbench: "):
                     handle.error = handle.error[len("workbench: "):]
-        self._publish(handle, Event("exit", handle.run_id, handle.epoch,
-                                    {"status": handle.status, "error": handle.error, "returncode": rc}))
+        self._publish(handle, Exit(run_id=handle.run_id, step=handle.epoch, status=handle.status, error=handle.error,
+                                   returncode=rc))
         self._wake.set()
+
+
+def _drain(stream, tail: deque) -> None:
+    """Keep the last lines of a child's stdout or stderr (read to the end: a full pipe
+    would block the child)."""
+    for line in stream:
+        tail.append(line.rstrip("\n"))
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec

@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 
 from workbench.presets import read_preset, resolve_dict, study_shape
 from workbench.spec import RunSpec, SpecError, apply_overrides, validate
+from workbench.tracking.queries import children, find_parent
 
 
 @dataclass
@@ -68,7 +69,7 @@ def load_study(name_or_path: str, seeds: Optional[int] = None, scale: Optional[s
     data = read_preset(name_or_path)
     grid, meta = study_shape(data, scale)  # the scale's "grid.*" / "study.*" entries applied
     cases = list(data.get("cases") or [{}])
-    if scale and scale not in (data.get("scales") or {}):  # as before: an unknown scale is the full size
+    if scale == "paper" and scale not in (data.get("scales") or {}):  # "paper" is the full size
         data = {**data, "scales": {**(data.get("scales") or {}), scale: {}}}
     base = resolve_dict(data, overrides, scale)  # leaves those entries out of the runs
     n_seeds = seeds or int(meta.get("seeds", 1))
@@ -157,24 +158,6 @@ class StudyResult:
     status: str = "FINISHED"
 
 
-def _children(client, exp_id: str, parent_id: str) -> list:
-    out, token = [], None
-    while True:
-        page = client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000,
-                                  page_token=token)
-        out.extend(page)
-        token = page.token
-        if not token:
-            return out
-
-
-def find_parent(client, exp_id: str, name: str) -> Optional[str]:
-    """The latest parent run of a study with this name."""
-    runs = client.search_runs([exp_id], f"tags.`study.name` = '{name}' and tags.`study.kind` = 'parent'",
-                              max_results=1, order_by=["attributes.start_time DESC"])
-    return runs[0].info.run_id if runs else None
-
-
 def run_study(study: Study, *, workers: Optional[int] = None, resume: bool | str = False, launcher=None,
               on_event: Optional[Callable] = None, control: Optional[StudyControl] = None) -> StudyResult:
     """Run (or resume) a study through the local launcher; returns when every child is
@@ -196,12 +179,12 @@ def run_study(study: Study, *, workers: Optional[int] = None, resume: bool | str
         parent_id = resume if isinstance(resume, str) else find_parent(client, exp_id, study.name)
         if parent_id is None:
             raise SpecError(f"--resume: no earlier study named {study.name!r} in experiment {tracking.experiment!r}")
-        for child in _children(client, exp_id, parent_id):
-            k = (child.data.tags.get("study.cell", ""), int(child.data.tags.get("study.seed", -1)))
-            if child.info.status == "FINISHED":
+        for child in children(client, parent_id, experiments=[exp_id]):
+            k = (child["tags"].get("study.cell", ""), int(child["tags"].get("study.seed", -1)))
+            if child["status"] == "FINISHED":
                 done.add(k)
-            elif child.info.status == "RUNNING":  # orphaned by a killed launcher
-                client.set_terminated(child.info.run_id, status="KILLED")
+            elif child["status"] == "RUNNING":  # orphaned by a killed launcher
+                client.set_terminated(child["run_id"], status="KILLED")
         client.set_tag(parent_id, "study.resumed", "true")
         client.update_run(parent_id, status="RUNNING")
     else:

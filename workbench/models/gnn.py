@@ -121,7 +121,7 @@ def _linear_first_sage():
     return LinearFirstSAGEConv
 
 
-@MODELS.register("gcn", help="2-layer GCN (Kipf & Welling), hidden 16, dropout 0.5", task="node")
+@MODELS.register("gcn", help="2-layer GCN (Kipf & Welling), hidden 16, dropout 0.5", task="node", requires="torch_geometric")
 def gcn(info: DataInfo, *, hidden: int = 16, dropout: float = 0.5, cached: bool = True,
         sparse_input: bool = True) -> nn.Module:
     """GCNConv(F, hidden) -> ReLU -> GCNConv(hidden, C), dropout before each layer (reference
@@ -132,7 +132,7 @@ def gcn(info: DataInfo, *, hidden: int = 16, dropout: float = 0.5, cached: bool 
                            g.GCNConv(hidden, info.num_classes, cached=cached), "relu", dropout, sparse_input)
 
 
-@MODELS.register("graphsage", help="2-layer GraphSAGE, mean aggregation, hidden 128", task="node")
+@MODELS.register("graphsage", help="2-layer GraphSAGE, mean aggregation, hidden 128", task="node", requires="torch_geometric")
 def graphsage(info: DataInfo, *, hidden: int = 128, dropout: float = 0.0, aggr: str = "mean",
               sparse_input: bool = True) -> nn.Module:
     """SAGEConv(F, hidden) -> ReLU -> SAGEConv(hidden, C) over the full neighbourhood (the
@@ -145,7 +145,7 @@ def graphsage(info: DataInfo, *, hidden: int = 128, dropout: float = 0.0, aggr: 
                            conv(hidden, info.num_classes, aggr=aggr), "relu", dropout, sparse_input)
 
 
-@MODELS.register("gat", help="2-layer GAT (Velickovic et al.), 8 heads x 8 hidden", task="node")
+@MODELS.register("gat", help="2-layer GAT (Velickovic et al.), 8 heads x 8 hidden", task="node", requires="torch_geometric")
 def gat(info: DataInfo, *, hidden: int = 8, heads: int = 8, dropout: float = 0.5,
         negative_slope: float = 0.2, sparse_input: bool = True) -> nn.Module:
     """GATConv(F, hidden, heads) -> ELU -> GATConv(hidden * heads, C, 1 head); ``dropout``
@@ -191,7 +191,7 @@ class GIN(nn.Module):
         return self.lin2(x)
 
 
-@MODELS.register("gin", help="GIN: 5 layers, hidden 32, BatchNorm in each MLP, sum pooling", task="graph")
+@MODELS.register("gin", help="GIN: 5 layers, hidden 32, BatchNorm in each MLP, sum pooling", task="graph", requires="torch_geometric")
 def gin(info: DataInfo, *, hidden: int = 32, layers: int = 5, dropout: float = 0.5) -> nn.Module:
     if layers < 1:
         raise ValueError(f"model.options.layers: expected at least 1, got {layers}")
@@ -239,7 +239,7 @@ class SAGPoolG(nn.Module):
         return self.lin3(F.relu(self.lin2(x)))
 
 
-@MODELS.register("sagpool", help="SAGPool-G: 3 GCN layers (hidden 64), self-attention pooling ratio 0.5", task="graph")
+@MODELS.register("sagpool", help="SAGPool-G: 3 GCN layers (hidden 64), self-attention pooling ratio 0.5", task="graph", requires="torch_geometric")
 def sagpool(info: DataInfo, *, hidden: int = 64, ratio: float = 0.5, dropout: float = 0.5,
             reference_init: bool = True) -> nn.Module:
     if not 0 < ratio <= 1:
@@ -307,7 +307,7 @@ class MinCutPoolNet(nn.Module):
         return self.lin2(x), mc1 + mc2 + o1 + o2
 
 
-@MODELS.register("mincutpool", help="MinCutPool: GraphConv + two dense mincut pooling layers", task="graph")
+@MODELS.register("mincutpool", help="MinCutPool: GraphConv + two dense mincut pooling layers", task="graph", requires="torch_geometric")
 def mincutpool(info: DataInfo, *, hidden: int = 32, ratio: float = 0.5, dropout: float = 0.2) -> nn.Module:
     """Reference configs: hidden 64 (NCI1), 32 (PROTEINS), 16 (DD); dropout 0.2. The cluster
     counts come from the dataset's average graph size (``info.extra["avg_num_nodes"]``)."""

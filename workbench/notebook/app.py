@@ -51,7 +51,9 @@ class WorkbenchPanel(w.Tab):
         self.observe(self._tab_changed, names="selected_index")
 
     def _on_event(self, handle: Any, event: Any) -> None:
-        if event.kind == "exit":  # a finished run is new material for Compare; never block the launcher
+        from workbench.engine.events import Exit
+
+        if isinstance(event, Exit):  # a finished run is new material for Compare; never block the launcher
             self.request_reload()
 
     def request_reload(self) -> None:
@@ -96,7 +98,7 @@ def workbench_panel(launcher: Any = None, store: Any = None, *, uri: Optional[st
     else ``sqlite:///mlruns/mlflow.db``; a relative SQLite path is resolved against the
     kernel's folder now, so runs and Compare use the same file)."""
     if store is None:
-        from workbench.notebook.launch import absolute_uri
+        from workbench.faces.launch import absolute_uri
         from workbench.tracking.mlflow_sink import resolve_uri
         from workbench.tracking.store import MlflowStore
 

@@ -23,20 +23,19 @@ def plan_summary(spec: Any) -> str:
 
 
 def plot_schedule(spec_or_view: Any, *, ax=None, title: str = "", width: float = 6.4, height: float = 3.0):
-    """LR per epoch, each averaging window shaded and labelled (w1, w2, ...), a dotted
-    line where the backbone restarts from a window's average; EMA shaded from its start."""
+    """LR per epoch, each averaging window shaded and labelled (w1, w2, ..., or its
+    weighting for a running average: ``ema 0.999``), a dotted line where the backbone
+    restarts from a window's average."""
     from workbench.analysis.plots import new_figure
 
     view = spec_or_view if isinstance(spec_or_view, ScheduleView) else schedule_view(spec_or_view)
     fig, ax = (ax.figure, ax) if ax is not None else new_figure(width, height)
     for i, win in enumerate(view.windows):
         ax.axvspan(win.start, win.end, color=f"C{1 + i % 2}", alpha=0.18, linewidth=0)
-        ax.text((win.start + win.end) / 2, 1.0, f"w{win.index + 1}", transform=ax.get_xaxis_transform(),
+        ax.text((win.start + win.end) / 2, 1.0, view.label(win), transform=ax.get_xaxis_transform(),
                 ha="center", va="bottom", fontsize="x-small")
         if win.restart:
             ax.axvline(win.end, color="k", linestyle=":", linewidth=0.8)
-    if view.ema_start is not None:
-        ax.axvspan(view.ema_start, view.epochs, color="C2", alpha=0.15, linewidth=0, label="ema")
     ax.plot(view.x, view.lr, color="C0", linewidth=1.2, drawstyle="steps-post")
     ax.set_xlim(0, view.epochs)
     ax.set_ylim(bottom=0)

@@ -35,18 +35,6 @@ LABEL_WIDTH = "150px"
 ERROR_STYLE = "color:#c62828"
 
 
-def error_field(message: str, paths: list[str]) -> Optional[str]:
-    """The form field a one-line spec error names (``averaging.start: ...``); a message
-    about a sub-key (``model.options.width: ...``) belongs to its field."""
-    head = message.split(":", 1)[0].strip()
-    best = None
-    for p in paths:
-        if head == p or head.startswith(p + "."):
-            if best is None or len(p) > len(best):
-                best = p
-    return best
-
-
 def _section_title(section: str) -> str:
     return section or "run"
 

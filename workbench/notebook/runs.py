@@ -23,14 +23,15 @@ from typing import Any, Optional
 
 import ipywidgets as w
 
-from workbench.faces.views import (AVERAGE_TA, BACKBONE_TA, RunBoard, curves_from_history, fmt_acc, fmt_eta,
-                                 row_from_record)
+from workbench.engine.events import End, Epoch, Exit, Failed, Initial, Start
+from workbench.faces.views import AVERAGE_TA, BACKBONE_TA, RunBoard, fmt_acc, fmt_eta, row_from_record
 
 STATUS_COLOUR = {"QUEUED": "#777", "RUNNING": "#b8860b", "FINISHED": "#2e7d32", "FAILED": "#c62828",
                  "KILLED": "#8e24aa"}
 COLUMNS = (("run", "run"), ("status", "status"), ("progress", "progress"), ("epoch", "epoch"),
            ("ta", "TA (backbone)"), ("avg_ta", "TA (average)"), ("eta", "ETA"), ("error", "error"))
 ALL = ""
+PLOTTED = (Start, Initial, Epoch, End, Failed, Exit)  # the events that can change a curve or end one
 
 
 class RunsPanel(w.VBox):
@@ -81,7 +82,7 @@ class RunsPanel(w.VBox):
     def _on_event(self, handle: Any, event: Any) -> None:
         with self._lock:
             self.board.put_handle(handle)
-            self.render(plot=event.kind in ("start", "epoch", "exit", "end", "failed"), final=event.kind == "exit")
+            self.render(plot=isinstance(event, PLOTTED), final=isinstance(event, Exit))
 
     def _picked(self, change) -> None:
         with self._lock:  # waits for a render on another thread; skips the panel's own option changes
@@ -140,8 +141,9 @@ class RunsPanel(w.VBox):
         from workbench.analysis.plots import plot_ta_curves
 
         picked = self.picker.value
-        rows = [r for r in self.board.rows.values() if picked in (ALL, r.key) and r.history]
-        curves = {r.name: curves_from_history(r.history, (BACKBONE_TA, AVERAGE_TA)) for r in rows[-self.max_curves:]}
+        shown = (BACKBONE_TA, AVERAGE_TA)
+        rows = [r for r in self.board.rows.values() if picked in (ALL, r.key) and r.curves]
+        curves = {r.name: {m: r.curves[m] for m in shown if m in r.curves} for r in rows[-self.max_curves:]}
         self.plot_curves = curves
         if not curves:
             self.plot.value = b""

@@ -99,7 +99,9 @@ def resolve_dict(data: dict[str, Any], overrides: Optional[list[str] | dict] = N
         data.pop(key, None)
     if scale:
         if scale not in table and scale != "paper":
-            raise SpecError(f"scale: preset has no scale {scale!r}; choose one of: {', '.join(sorted(table)) or 'none'}")
+            known = ", ".join(sorted(set(table) | {"paper"}))
+            raise SpecError(f"--scale: preset {data.get('preset') or ''} has no scale {scale!r}; "
+                            f"choose one of: {known} (paper = the full size)".replace("preset  ", "preset "))
         # "grid.<field>" / "study.<key>" entries shape a study (launch/study.py), not a run
         entries = {k: v for k, v in table.get(scale, {}).items() if not k.startswith(("grid.", "study."))}
         data = apply_overrides(data, entries)

@@ -97,7 +97,7 @@ class GraphStore:
             yield GraphBatch(x[n0:n1], ei[:, e0:e1] - n0, gpos[n0:n1] - s, y[s:e], e - s, int(nn_[s:e].max()))
 
 
-@TASKS.register("graph", help="Graph classification on mini-batches of graphs")
+@TASKS.register("graph", help="Graph classification on mini-batches of graphs", requires="torch_geometric")
 class GraphTask:
     def __init__(self, data: GraphData, *, device: torch.device, batch_size: int, eval_batch_size: int, seed: int):
         self.info = data.info

@@ -49,7 +49,7 @@ def class_major_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> tor
     return F.nll_loss(torch.log_softmax(logits.t().contiguous(), 0).t(), target)
 
 
-@TASKS.register("node", help="Node classification, full batch (one step per epoch)")
+@TASKS.register("node", help="Node classification, full batch (one step per epoch)", requires="torch_geometric")
 class NodeTask:
     def __init__(self, data: NodeData, *, device: torch.device, batch_size: int = 0, eval_batch_size: int = 0,
                  seed: int = 0):

@@ -5,6 +5,7 @@ Default store: ``sqlite:///mlruns/mlflow.db`` with artifacts under
 refuses writes); ``MLFLOW_TRACKING_URI`` wins when set, ``tracking.uri`` wins
 over both. Everything goes through one ``MlflowClient`` (no fluent global state),
 metrics in one ``log_batch`` per epoch (one ``log_metric`` to SQLite costs ~17 ms).
+The reads are in :mod:`workbench.tracking.queries` and :mod:`~workbench.tracking.artifacts`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any, Optional
+
+from workbench.tracking.records import EPOCH_TAG
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 
@@ -132,12 +135,16 @@ class MlflowTracker:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        from mlflow.entities import Metric
+        """Log ``metrics`` at ``step`` (the epoch), and the epoch as the run's
+        :data:`~workbench.tracking.records.EPOCH_TAG` in the same ``log_batch`` (no extra
+        round trip): readers learn every active run's epoch from one search."""
+        from mlflow.entities import Metric, RunTag
 
         ts = int(time.time() * 1000)
         batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        epoch = [RunTag(EPOCH_TAG, str(step))]
         for i in range(0, len(batch), 1000):
-            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000], tags=epoch if i == 0 else [])
 
     def log_state_dicts(self, state_dicts: dict[str, Any], folder: str = "weights") -> None:
         import torch

@@ -42,15 +42,6 @@ def _trace(event: str, **data: Any) -> None:
         fh.write(json.dumps({"event": event, "t": time.time(), **data}) + "\n")
 
 
-def _history(curves: dict[str, tuple[list, list]]) -> list[dict[str, float]]:
-    """{metric: (epochs, values)} -> per-epoch dicts (the launcher's history shape)."""
-    by_epoch: dict[int, dict[str, float]] = {}
-    for metric, (steps, values) in curves.items():
-        for s, v in zip(steps, values):
-            by_epoch.setdefault(int(s), {"epoch": int(s)})[metric] = v
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
 class WorkbenchApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "SWA Workbench"
@@ -124,14 +115,16 @@ class WorkbenchApp(App):
     # -- runs of this session -------------------------------------------------------------------
     def _launcher_event(self, handle: Any, event: Any) -> None:
         """Called on launcher threads: hand over to the app's loop."""
-        self.post_message(RunUpdated(handle, event.kind))
+        self.post_message(RunUpdated(handle, event))
 
     @on(RunUpdated)
     def _run_updated(self, message: RunUpdated) -> None:
+        from workbench.engine.events import Exit  # loaded by the launcher by now (pydantic: not at start-up)
+
         row = self.board.put_handle(message.handle)  # a key unique on the board: a study launched twice keeps both
-        _trace("run_event", kind=message.kind, key=row.key, status=row.status, epoch=row.epoch)
+        _trace("run_event", kind=message.event.kind, key=row.key, status=row.status, epoch=row.epoch)
         self._push_row(row)
-        if message.kind == "exit":
+        if isinstance(message.event, Exit):
             if row.status == "FINISHED":
                 self.notify(f"{row.name} finished: SGD TA {fmt_acc(row.backbone_acc)}, "
                             f"avg TA {fmt_acc(row.average_acc)}")
@@ -180,11 +173,11 @@ class WorkbenchApp(App):
             records = [r for r in self.store.active_runs() if not self._is_session_run(r["run_id"])]
             ids = {r["run_id"] for r in records}
             records += [self.store.record(rid) for rid in known if rid not in ids]  # ended since
-            hist = {r["run_id"]: _history(self.store.history(r["run_id"], (BACKBONE_TA, AVERAGE_TA))) for r in records}
+            curves = {r["run_id"]: self.store.history(r["run_id"], (BACKBONE_TA, AVERAGE_TA)) for r in records}
         except Exception as err:  # no store yet, or unreachable: nothing to show
             _trace("store_error", error=str(err))
             return
-        self.post_message(StoreRunsFound(records, hist))
+        self.post_message(StoreRunsFound(records, curves))
 
     def _is_session_run(self, run_id: str) -> bool:
         return any(h.run_id == run_id for h in list(self.launcher.handles))
@@ -194,7 +187,7 @@ class WorkbenchApp(App):
         for rec in message.records:
             if self._is_session_run(rec["run_id"]):
                 continue
-            row = row_from_record(rec, message.histories.get(rec["run_id"]))
+            row = row_from_record(rec, message.curves.get(rec["run_id"]))
             if rec.get("status") != "RUNNING":
                 old = self.board.get(row.key)
                 row.epoch = old.epoch if old else row.epoch

@@ -7,22 +7,23 @@ from textual.message import Message
 
 
 class RunUpdated(Message):
-    """The launcher reported an event for one of this session's runs (posted from a
-    launcher thread to the app)."""
+    """The launcher reported an event (a :mod:`workbench.engine.events` model) for one of
+    this session's runs (posted from a launcher thread to the app)."""
 
-    def __init__(self, handle: Any, kind: str) -> None:
+    def __init__(self, handle: Any, event: Any) -> None:
         super().__init__()
         self.handle = handle
-        self.kind = kind
+        self.event = event
 
 
 class StoreRunsFound(Message):
-    """Runs the store reports RUNNING that this session did not start (with histories)."""
+    """Runs the store reports RUNNING that this session did not start, with their curves
+    (``{run_id: {metric: (steps, values)}}``, as the store's ``history`` gives them)."""
 
-    def __init__(self, records: list[dict], histories: dict[str, list[dict]]) -> None:
+    def __init__(self, records: list[dict], curves: dict[str, dict[str, tuple[list, list]]]) -> None:
         super().__init__()
         self.records = records
-        self.histories = histories
+        self.curves = curves
 
 
 class OpenRun(Message):

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from workbench.tui.messages import CancelRun, CancelStudy, OpenRun
-from workbench.faces.views import AVERAGE_TA, BACKBONE_TA, STATUS_STYLE, RunBoard, RunRow, curves_from_history, fmt_acc
+from workbench.faces.views import AVERAGE_TA, BACKBONE_TA, STATUS_STYLE, RunBoard, RunRow, fmt_acc
 from workbench.tui.widgets.line_chart import ChartData, LineChart, Series
 from workbench.tui.widgets.run_table import RunTable
 
@@ -28,7 +28,7 @@ from workbench.tui.widgets.run_table import RunTable
 def ta_chart(row: Optional[RunRow]) -> ChartData:
     if row is None:
         return ChartData(empty="no run selected")
-    c = curves_from_history(row.history, (BACKBONE_TA, AVERAGE_TA))
+    c = row.curves
     series = []
     if BACKBONE_TA in c:
         series.append(Series("backbone", *c[BACKBONE_TA], colour="cyan"))

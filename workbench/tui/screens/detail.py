@@ -100,11 +100,9 @@ class RunDetailScreen(Screen):
                 self._load(self.run_id, row)  # artifacts and error.txt exist now
 
     def _show_row(self, row: RunRow) -> None:
-        from workbench.faces.views import curves_from_history
-
         self.row = row
         self.query_one("#detail-header", Static).update(header(row))
-        self.query_one("#detail-chart", LineChart).plot(chart(curves_from_history(row.history, CURVES)))
+        self.query_one("#detail-chart", LineChart).plot(chart(row.curves))
         if row.spec is not None and not self.spec_text:
             from workbench.spec import to_toml
 

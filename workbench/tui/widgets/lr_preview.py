@@ -16,9 +16,7 @@ from workbench.tui.widgets.line_chart import ChartData, LineChart, Series, Span
 
 def chart_for(spec: Any, points: int = 160) -> ChartData:
     view = schedule_view(spec, points=points)
-    spans = [Span(w.start, w.end, f"w{w.index + 1}") for w in view.windows]
-    if view.ema_start is not None:
-        spans = [Span(view.ema_start, view.epochs, "ema")]
+    spans = [Span(w.start, w.end, view.label(w)) for w in view.windows]
     return ChartData([Series("", view.x, view.lr, "yellow")], spans, x_label="epoch", y_format="{:.3g}")
 
 
