@@ -30,10 +30,6 @@ EXTRAS = {
 }
 
 
-class MissingExtra(ImportError):
-    """An optional dependency is not installed; the message is one line naming the extra."""
-
-
 def missing(module: str, what: str) -> str:
     """One line saying which extra installs ``module``, or "" when it is importable (found
     without importing it, so a spec check stays cheap)."""
@@ -49,17 +45,3 @@ def missing(module: str, what: str) -> str:
     hint = f": pip install 'swa-workbench[{extra}]'" if extra else ""
     return f"{what} needs {top}, which is not installed{hint}"
 
-
-def require(module: str, what: str) -> Any:
-    """Import ``module`` (an optional dependency) or raise :class:`MissingExtra` saying which
-    extra of ``swa-workbench`` installs it, e.g. ``dataset 'cora' needs torch_geometric: pip
-    install 'swa-workbench[graph]'``."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        top = module.split(".")[0]
-        if err.name is None or err.name.split(".")[0] != top:
-            raise  # the optional package is there but one of its own imports failed
-        extra = EXTRAS.get(top)
-        hint = f": pip install 'swa-workbench[{extra}]'" if extra else ""
-        raise MissingExtra(f"{what} needs {top}, which is not installed{hint}") from None

@@ -153,7 +153,9 @@ def resume(run_id: str, *, sinks: Iterable[Sink] = (), uri: Optional[str] = None
     import tempfile
 
     from workbench.presets import load_spec
+    from workbench.tracking.artifacts import download_spec
     from workbench.tracking.mlflow_sink import client_for
+    from workbench.tracking.records import StoreError
 
     client, uri = client_for(uri)
     try:
@@ -167,7 +169,10 @@ def resume(run_id: str, *, sinks: Iterable[Sink] = (), uri: Optional[str] = None
         raise SpecError(f"resume: no checkpoint for run {run_id} at {path} (runs checkpoint with budget.checkpoint_every)")
     state = load_checkpoint(path)
     with tempfile.TemporaryDirectory() as tmp:
-        spec = load_spec(client.download_artifacts(run_id, "spec.toml", tmp))
+        try:
+            spec = load_spec(str(download_spec(client, run_id, tmp)))
+        except StoreError as err:
+            raise SpecError(f"resume: {err}") from None
     spec.tracking.uri = uri
     return _execute(spec, sinks, resume_from=(run_id, state))
 

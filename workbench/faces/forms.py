@@ -193,14 +193,19 @@ def study_seeds(preset: dict[str, Any], scale: Optional[str]) -> int:
         return 1
 
 
+def study_size(grid: Optional[dict], seeds: int) -> str:
+    """``N configuration(s) × S seed(s) = M runs`` of a study (``grid`` from :func:`study_grid`)."""
+    cells = 1
+    for v in (grid or {}).values():
+        cells *= len(v) if isinstance(v, list) else 1
+    return f"{cells} configuration(s) × {seeds} seed(s) = {cells * seeds} runs"
+
+
 def launch_summary(spec: Any, seeds: int, grid: Optional[dict]) -> str:
     """What a launch submits: one run, or a study (``grid``, from :func:`study_grid`, × seeds)."""
     size = f"{spec.budget.epochs} epochs on {spec.device}"
     if grid or seeds > 1:
-        cells = 1
-        for v in (grid or {}).values():
-            cells *= len(v) if isinstance(v, list) else 1
-        return f"study: {cells} configuration(s) × {seeds} seed(s) = {cells * seeds} runs, {size}"
+        return f"study: {study_size(grid, seeds)}, {size}"
     return f"1 run, {size}"
 
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from workbench.faces.forms import devices_for, launch_grid, launch_summary, lookup, overrides_between, study_seeds
+from workbench.faces.forms import (devices_for, launch_grid, launch_summary, lookup, overrides_between, study_seeds,
+                                   study_size)
 
 PRESET, SCALE, SEEDS = "launch.preset", "launch.scale", "launch.seeds"
 EXTRA = (PRESET, SCALE, SEEDS)
@@ -102,10 +103,6 @@ class Check:
     ok: bool
     grid: Optional[dict] = None
 
-    @property
-    def fields(self) -> list[str]:
-        return [p for p in self.errors if p != "spec"]
-
 
 class LaunchRefused(Exception):
     """Nothing was launched: ``message`` is one line, ``field`` the form field it names (or None)."""
@@ -165,6 +162,7 @@ class Launched:
     handle: Any = None
     study: Optional[StudyLaunch] = None
     key: str = ""
+    size: str = ""  # a study's "N configuration(s) × S seed(s) = M runs"
 
 
 @dataclass
@@ -285,13 +283,13 @@ class LaunchController:
         or a cell of the study does not validate (nothing is submitted)."""
         from workbench.spec import SpecError
 
+        if not lookup(data, "tracking.uri", None) and self.store_uri:  # runs log where the faces read
+            data = {**data, "tracking": {**data.get("tracking", {}), "uri": self.store_uri}}
         check = self.check(data, seeds)
         if not check.ok:
             first = next(iter(check.errors))
             raise LaunchRefused(check.errors[first], None if first == "spec" else first)
         data = self._spec_data(data)
-        if not lookup(data, "tracking.uri", None) and self.store_uri:
-            data.setdefault("tracking", {})["uri"] = self.store_uri  # runs log where the faces read
         if seeds > 1 or check.grid:
             base = self.base()
             from workbench.spec import form_fields
@@ -301,10 +299,8 @@ class LaunchController:
                 study = self._start_study(seeds, overrides, on_study_end)
             except SpecError as err:  # a cell of the grid the form's values do not fit
                 raise LaunchRefused(str(err), error_field(str(err), self.paths)) from None
-            return Launched("study", check.status, study=study)
-        from workbench.spec import validate
-
-        spec = validate(data)
+            return Launched("study", check.status, study=study, size=study_size(check.grid, seeds))
+        spec = check.spec
         key = self.run_key(spec)
         try:
             handle = self.launcher.submit(spec, key=key)
@@ -334,24 +330,16 @@ class LaunchController:
         return launch
 
 
+def _from_controller(name: str) -> property:
+    return property(lambda self: getattr(self.controller, name), doc=f"The controller's ``{name}``.")
+
+
 class DrawsLaunch:
     """Mixin of a face's launch form: the controller's state read through the form (a
     face sets ``self.controller``)."""
 
     controller: LaunchController
-
-    @property
-    def launcher(self) -> Any:
-        return self.controller.launcher
-
-    @property
-    def store_uri(self) -> Optional[str]:
-        return self.controller.store_uri
-
-    @property
-    def preset(self) -> str:
-        return self.controller.preset
-
-    @property
-    def scale(self) -> Optional[str]:
-        return self.controller.scale
+    launcher = _from_controller("launcher")
+    store_uri = _from_controller("store_uri")
+    preset = _from_controller("preset")
+    scale = _from_controller("scale")

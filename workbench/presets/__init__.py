@@ -100,8 +100,9 @@ def resolve_dict(data: dict[str, Any], overrides: Optional[list[str] | dict] = N
     if scale:
         if scale not in table and scale != "paper":
             known = ", ".join(sorted(set(table) | {"paper"}))
-            raise SpecError(f"--scale: preset {data.get('preset') or ''} has no scale {scale!r}; "
-                            f"choose one of: {known} (paper = the full size)".replace("preset  ", "preset "))
+            name = f" {data['preset']}" if data.get("preset") else ""
+            raise SpecError(f"--scale: preset{name} has no scale {scale!r}; "
+                            f"choose one of: {known} (paper = the full size)")
         # "grid.<field>" / "study.<key>" entries shape a study (launch/study.py), not a run
         entries = {k: v for k, v in table.get(scale, {}).items() if not k.startswith(("grid.", "study."))}
         data = apply_overrides(data, entries)

@@ -28,13 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, TypedDict
 
+from workbench.engine.curves import Curves as History  # the one curve shape (engine/curves.py)
+
 # Set by the writer in the same log_batch as each epoch's metrics, so that one search of
 # the active runs tells every run's epoch (no metric-history query per run).
 EPOCH_TAG = "workbench.epoch"
 # Runs logged before EPOCH_TAG existed: their epoch is the step of this metric's latest point.
 EPOCH_METRIC = "backbone/train_loss"
 
-History = dict[str, tuple[list[int], list[float]]]
 
 
 class StoreError(LookupError):

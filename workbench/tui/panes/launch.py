@@ -220,8 +220,7 @@ class LaunchPane(DrawsLaunch, Vertical):
             self.post_message(LaunchDone("", refused))
             return
         if launched.kind == "study":
-            what = launched.summary.split(",")[0][7:]
-            self.post_message(LaunchDone(f"Study {launched.study.name}: {what}  (F3: Runs)"))
+            self.post_message(LaunchDone(f"Study {launched.study.name}: {launched.size}  (F3: Runs)"))
             worker = get_current_worker()
             while launched.study.is_alive() and not worker.is_cancelled:  # the worker lasts as long as the study
                 launched.study.join(0.25)
